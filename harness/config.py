@@ -1,0 +1,104 @@
+"""Configuration: data only. Precedence: CLI flag > environment > pyproject > defaults.
+
+Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
+
+- ``mirror``           Debian archive URL (default: from the host's apt sources)
+- ``security_mirror``  Debian security archive URL (default: from the host's apt sources)
+- ``cache_dir``        default ``$XDG_CACHE_HOME/ebpf-harness``
+- ``catalog``          directory of kernel catalog TOML files (default: the repo's kernels/)
+- ``keyring``          OpenPGP keyring for the archive's InRelease
+- ``accel``            auto | kvm | tcg
+- ``jobs``             kernels booted in parallel
+- ``memory``           guest memory, e.g. 2G
+- ``vm_timeout``       seconds one VM may run
+- ``check_timeout``    seconds one check may run inside the guest
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ebpf-harness"
+
+
+@dataclass(frozen=True)
+class Config:
+    mirror: str | None = None
+    security_mirror: str | None = None
+    cache_dir: Path = Path()
+    catalog: Path = REPO_ROOT / "kernels"
+    keyring: Path = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+    accel: str = "auto"
+    jobs: int = 1
+    memory: str = "2G"
+    cpus: int = 2
+    vm_timeout: float = 900.0
+    check_timeout: float = 120.0
+    index_max_age: float = 6 * 3600.0
+
+    def with_overrides(self, **kw: Any) -> Config:
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+_TYPES = {f.name: f.type for f in fields(Config)}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    t = _TYPES[key]
+    try:
+        if t == "Path":
+            return Path(str(value)).expanduser()
+        if t == "int":
+            return int(value)
+        if t == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{origin}: '{key}' has the wrong type ({value!r}): {e}") from e
+
+
+def find_pyproject(start: Path) -> Path | None:
+    for d in [start, *start.parents]:
+        p = d / "pyproject.toml"
+        if p.is_file():
+            return p
+    return None
+
+
+def load_config(cwd: Path | None = None, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {"cache_dir": _default_cache()}
+    pp = find_pyproject(cwd or Path.cwd())
+    if pp is not None:
+        try:
+            data = tomllib.loads(pp.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{pp}: not valid TOML ({e}); fix the file") from e
+        section = data.get("tool", {}).get("ebpf-harness", {})
+        for key, value in section.items():
+            k = key.replace("-", "_")
+            if k in _TYPES:
+                values[k] = _coerce(k, value, str(pp))
+            elif k != "default_set":
+                raise ConfigError(
+                    f"{pp}: unknown key '{key}' in [tool.ebpf-harness]; "
+                    f"known keys: {', '.join(sorted(_TYPES))}"
+                )
+    for k in _TYPES:
+        ev = env.get(f"EBPF_HARNESS_{k.upper()}")
+        if ev:
+            values[k] = _coerce(k, ev, f"environment EBPF_HARNESS_{k.upper()}")
+    if values.get("accel", "auto") not in ("auto", "kvm", "tcg"):
+        raise ConfigError(f"accel must be auto, kvm or tcg, not {values['accel']!r}")
+    return Config(**values)

@@ -1,0 +1,100 @@
+"""Kernel package layouts and kernel images. Pure functions over bytes and directory trees.
+
+Three Debian layouts are normalised to one: ROOT/boot/vmlinuz-REL and ROOT/lib/modules/REL,
+which is where virtme-ng looks for modules next to the image it is given.
+
+- bullseye / bookworm: boot/vmlinuz-REL and lib/modules/REL
+- trixie:              boot/vmlinuz-REL and usr/lib/modules/REL
+- sid 7.x:             usr/lib/modules/REL/vmlinuz (linux-binary-*) and usr/lib/modules/REL
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import struct
+import zlib
+from pathlib import Path
+
+from ..errors import KernelError
+
+
+def find_image(root: Path, rel: str) -> Path | None:
+    for cand in (
+        root / "boot" / f"vmlinuz-{rel}",
+        root / "usr" / "lib" / "modules" / rel / "vmlinuz",
+        root / "lib" / "modules" / rel / "vmlinuz",
+    ):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def normalize_tree(root: Path, rel: str) -> str:
+    """Make root/lib/modules/REL and root/boot/vmlinuz-REL exist; return the image path."""
+    mods = root / "lib" / "modules" / rel
+    usr_mods = root / "usr" / "lib" / "modules" / rel
+    if not mods.exists():
+        if not usr_mods.is_dir():
+            raise KernelError(f"kernel {rel}: the packages hold no modules directory for {rel}")
+        mods.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(usr_mods, mods.parent), mods)
+    image = find_image(root, rel)
+    if image is None:
+        raise KernelError(f"kernel {rel}: the packages hold no kernel image (vmlinuz) for {rel}")
+    boot = root / "boot" / f"vmlinuz-{rel}"
+    if image != boot:
+        boot.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(image, boot.parent), boot)
+    # BCC and kbuild look for REL/build and REL/source
+    headers = root / "usr" / "src" / f"linux-headers-{rel}"
+    if headers.is_dir():
+        for link in ("build",):
+            p = mods / link
+            if p.is_symlink() or p.exists():
+                p.unlink()
+            os.symlink(os.path.relpath(headers, mods.resolve()), mods.resolve() / link)
+    return str(boot.relative_to(root))
+
+
+def bzimage_release(data: bytes) -> str:
+    """The release string (uname -r) of an x86 bzImage, read from its setup header."""
+    if len(data) < 0x210 or data[0x202:0x206] != b"HdrS":
+        raise KernelError("not an x86 bzImage (no 'HdrS' setup header); give a bzImage/vmlinuz")
+    (ptr,) = struct.unpack_from("<H", data, 0x20E)
+    start = ptr + 0x200
+    end = data.find(b"\0", start)
+    text = data[start:end].decode(errors="replace")
+    rel = text.split(" ", 1)[0]
+    if not rel:
+        raise KernelError("the bzImage carries no version string")
+    return rel
+
+
+_MAGICS = (
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x1f\x8b\x08", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+
+def decompress_vmlinux(data: bytes, zstd_decompress=None) -> bytes:
+    """The ELF vmlinux inside a bzImage (for its BTF). Tries each compressed stream found."""
+    for magic, kind in _MAGICS:
+        pos = data.find(magic)
+        while pos != -1:
+            try:
+                if kind == "xz":
+                    out = lzma.LZMADecompressor().decompress(data[pos:])
+                elif kind == "gzip":
+                    out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[pos:])
+                elif zstd_decompress is not None:
+                    out = zstd_decompress(data[pos:])
+                else:
+                    out = b""
+            except (lzma.LZMAError, zlib.error, OSError):
+                out = b""
+            if out[:4] == b"\x7fELF":
+                return out
+            pos = data.find(magic, pos + 1)
+    raise KernelError("no compressed ELF vmlinux found inside the kernel image")

@@ -1,0 +1,24 @@
+"""What the VM runner needs to know about a prepared kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..versions import KernelVersion
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    id: str  # what the user asked for: "6.12", "6.12.94+deb13-amd64", a path
+    release: str  # uname -r, e.g. "6.12.107+deb13-amd64"
+    version: KernelVersion  # upstream version, e.g. 6.12.107
+    vmlinuz: Path  # bootable image
+    root: Path | None  # extracted package tree (lib/modules/REL inside), None for build trees
+    headers: Path | None = None  # linux-headers-REL tree (the kernel "build" directory)
+    headers_common: Path | None = None  # linux-headers-*-common tree (the "source" directory)
+    origin: str = ""  # "debian:trixie 6.12.107-1", "local"
+
+    @property
+    def modules_dir(self) -> Path | None:
+        return None if self.root is None else self.root / "lib" / "modules" / self.release

@@ -1,0 +1,149 @@
+"""Kernel versions and Debian package versions, compared as versions, never as strings."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import total_ordering
+
+from .errors import ConfigError
+
+_KVER = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@total_ordering
+@dataclass(frozen=True)
+class KernelVersion:
+    major: int
+    minor: int
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> KernelVersion:
+        """Parse '6.12', '6.12.107', '6.12.107+deb13-amd64', '5.10.0-32-amd64', 'v7.3-rc2'."""
+        m = _KVER.match(text)
+        if not m:
+            raise ConfigError(f"'{text}' is not a kernel version (expected e.g. 6.1 or 6.12.94)")
+        return cls(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+
+    def _key(self) -> tuple[int, int, int]:
+        return (self.major, self.minor, self.patch)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, KernelVersion):
+            return NotImplemented
+        return self._key() < other._key()
+
+    @property
+    def line(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+_RANGE = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)?\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class VersionConstraint:
+    op: str
+    version: KernelVersion
+    # "6.1" given without a patch level compares on major.minor only, so "<6.1"
+    # excludes every 6.1.x and "==6.12" matches every 6.12.x.
+    line_only: bool
+
+    @classmethod
+    def parse(cls, text: str) -> VersionConstraint:
+        m = _RANGE.match(text)
+        if not m:
+            raise ConfigError(f"'{text}' is not a version constraint (e.g. '>=6.1', '<7.0')")
+        op = m.group(1) or "=="
+        if op == "=":
+            op = "=="
+        ver = KernelVersion.parse(m.group(2))
+        line_only = m.group(2).lstrip("v").count(".") == 1
+        return cls(op, ver, line_only)
+
+    def matches(self, v: KernelVersion) -> bool:
+        a = (v.major, v.minor) if self.line_only else (v.major, v.minor, v.patch)
+        b = (
+            (self.version.major, self.version.minor)
+            if self.line_only
+            else (self.version.major, self.version.minor, self.version.patch)
+        )
+        return {
+            ">=": a >= b,
+            "<=": a <= b,
+            ">": a > b,
+            "<": a < b,
+            "==": a == b,
+            "!=": a != b,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.op}{self.version.line if self.line_only else self.version}"
+
+
+def matches_all(constraints: list[VersionConstraint], v: KernelVersion) -> bool:
+    return all(c.matches(v) for c in constraints)
+
+
+# --- Debian package versions (the dpkg algorithm) -------------------------------------
+
+
+def _order(c: str) -> int:
+    if c == "~":
+        return -1
+    if c.isdigit():
+        return 0
+    if c.isalpha():
+        return ord(c)
+    return ord(c) + 256
+
+
+def _cmp_fragment(a: str, b: str) -> int:
+    ia = ib = 0
+    while ia < len(a) or ib < len(b):
+        first_diff = 0
+        while (ia < len(a) and not a[ia].isdigit()) or (ib < len(b) and not b[ib].isdigit()):
+            ac = _order(a[ia]) if ia < len(a) else 0
+            bc = _order(b[ib]) if ib < len(b) else 0
+            if ac != bc:
+                return ac - bc
+            ia += 1
+            ib += 1
+        while ia < len(a) and a[ia] == "0":
+            ia += 1
+        while ib < len(b) and b[ib] == "0":
+            ib += 1
+        while ia < len(a) and a[ia].isdigit() and ib < len(b) and b[ib].isdigit():
+            if not first_diff:
+                first_diff = ord(a[ia]) - ord(b[ib])
+            ia += 1
+            ib += 1
+        if ia < len(a) and a[ia].isdigit():
+            return 1
+        if ib < len(b) and b[ib].isdigit():
+            return -1
+        if first_diff:
+            return first_diff
+    return 0
+
+
+def _split_debian(v: str) -> tuple[int, str, str]:
+    epoch = 0
+    if ":" in v:
+        e, v = v.split(":", 1)
+        epoch = int(e)
+    upstream, _, revision = v.rpartition("-") if "-" in v else (v, "", "")
+    return epoch, upstream, revision
+
+
+def compare_debian_versions(a: str, b: str) -> int:
+    """Negative, zero or positive as Debian version a sorts before, equal to or after b."""
+    ea, ua, ra = _split_debian(a)
+    eb, ub, rb = _split_debian(b)
+    if ea != eb:
+        return ea - eb
+    return _cmp_fragment(ua, ub) or _cmp_fragment(ra, rb)
