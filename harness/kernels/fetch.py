@@ -35,7 +35,7 @@ Progress = Callable[[str, int, int], None]  # (label, done bytes, total bytes)
 
 IMAGE_FAMILIES = ("linux-image-", "linux-binary-", "linux-modules-", "linux-base-")
 HEADER_FAMILIES = ("linux-headers-",)
-TREE_FORMAT = 1  # bump when the layout of prepared trees changes
+TREE_FORMAT = 2  # bump when the layout of prepared trees changes
 
 
 def _sha256_file(path: Path) -> str:

@@ -46,14 +46,20 @@ def normalize_tree(root: Path, rel: str) -> str:
     if image != boot:
         boot.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(os.path.relpath(image, boot.parent), boot)
-    # BCC and kbuild look for REL/build and REL/source
-    headers = root / "usr" / "src" / f"linux-headers-{rel}"
-    if headers.is_dir():
-        for link in ("build",):
-            p = mods / link
-            if p.is_symlink() or p.exists():
-                p.unlink()
-            os.symlink(os.path.relpath(headers, mods.resolve()), mods.resolve() / link)
+    # BCC (and kbuild) find headers through REL/build (arch part) and REL/source (common)
+    src = root / "usr" / "src"
+    links = {"build": src / f"linux-headers-{rel}"}
+    commons = sorted(src.glob("linux-headers-*-common")) if src.is_dir() else []
+    if commons:
+        links["source"] = commons[-1]
+    real_mods = mods.resolve()
+    for name, target in links.items():
+        if not target.is_dir():
+            continue
+        p = real_mods / name
+        if p.is_symlink() or p.exists():
+            p.unlink()
+        os.symlink(os.path.relpath(target, real_mods), p)
     return str(boot.relative_to(root))
 
 

@@ -1,0 +1,186 @@
+"""The guest agent: reads a job file, runs each task, writes JSON lines as it goes.
+
+Started inside the VM as ``python3 -m harness.guest JOB.json``. Every task runs in a
+forked child so that a hang or a crash of one check costs only that subject; the parent
+enforces the per-check timeout and is the only writer of the results file.
+
+Events written (one JSON object per line, flushed and fsynced at once):
+  {"event": "boot", "release", "machine", "loaders", "features", "boot_seconds"}
+  {"event": "start", "subject"}
+  {"event": "result", "subject", "status", "stage", "detail", ...}
+  {"event": "done"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import runners
+
+PROTOCOL = 1
+
+
+class Writer:
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
+        os.write(self.fd, line.encode())
+        os.fsync(self.fd)
+
+
+def _uptime() -> float:
+    try:
+        return float(open("/proc/uptime").read().split()[0])
+    except OSError:
+        return 0.0
+
+
+def setup_guest() -> list[str]:
+    """Mount what BPF programs need; return notes on what could not be done."""
+    notes = []
+    mounts = [
+        ("bpf", "/sys/fs/bpf"),
+        ("debugfs", "/sys/kernel/debug"),
+        ("tracefs", "/sys/kernel/tracing"),
+    ]
+    current = open("/proc/mounts").read()
+    for fstype, where in mounts:
+        if f" {where} " in current:
+            continue
+        os.makedirs(where, exist_ok=True)
+        proc = subprocess.run(["mount", "-t", fstype, fstype, where], capture_output=True)
+        if proc.returncode != 0:
+            notes.append(f"mount {fstype} on {where}: {proc.stderr.decode().strip()}")
+    subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True)
+    return notes
+
+
+def run_task(task: dict, send, job: dict) -> None:
+    kind = task["kind"]
+    fn = {
+        "object": runners.run_object,
+        "program": runners.run_program,
+        "command": runners.run_command,
+        "bcc": runners.run_bcc,
+    }.get(kind)
+    if fn is None:
+        send({"event": "result", "subject": task.get("subject", kind), "status": "error",
+              "stage": "run", "detail": f"agent does not know task kind {kind!r}"})
+        return
+    fn(task, send, job)
+
+
+def run_forked(task: dict, job: dict, out: Writer, timeout: float) -> None:
+    """Run one task in a child; relay its events; convert hangs and deaths to results."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        os.setsid()
+        wf = os.fdopen(w, "w", buffering=1)
+
+        def send(ev: dict) -> None:
+            wf.write(json.dumps(ev, default=str) + "\n")
+            wf.flush()
+
+        code = 0
+        try:
+            run_task(task, send, job)
+        except BaseException as e:  # report, never lose the subject
+            send({"event": "result", "subject": task.get("subject", "?"), "status": "error",
+                  "stage": "run", "detail": f"agent error: {type(e).__name__}: {e}",
+                  "traceback": traceback.format_exc()[-4000:]})
+            code = 1
+        wf.close()
+        os._exit(code)
+    os.close(w)
+    buf = b""
+    started: str | None = None
+    finished: set[str] = set()
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([r], [], [], min(left, 1.0))
+        if not ready:
+            continue
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if ev.get("event") == "start":
+                started = ev["subject"]
+                deadline = time.monotonic() + timeout  # the timeout is per check
+            elif ev.get("event") == "result":
+                finished.add(ev["subject"])
+            out.write(ev)
+    os.close(r)
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    subject = started or task.get("subject", "?")
+    if subject in finished:
+        return
+    if timed_out:
+        out.write({"event": "result", "subject": subject, "status": "timeout",
+                   "stage": "run", "detail": f"no verdict within {timeout:.0f}s; stopped"})
+    elif os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        out.write({"event": "result", "subject": subject, "status": "error", "stage": "run",
+                   "detail": f"the agent's check process died of {sig}"})
+    elif not finished:
+        out.write({"event": "result", "subject": subject, "status": "error", "stage": "run",
+                   "detail": "the check ended without a verdict"})
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python3 -m harness.guest JOB.json", file=sys.stderr)
+        return 2
+    sys.dont_write_bytecode = True
+    job = json.loads(Path(argv[0]).read_text())
+    out = Writer(job["results"])
+    notes = setup_guest()
+    boot: dict[str, Any] = {
+        "event": "boot",
+        "protocol": PROTOCOL,
+        "release": os.uname().release,
+        "machine": os.uname().machine,
+        "boot_seconds": _uptime(),
+        "notes": notes,
+    }
+    try:
+        boot["loaders"] = runners.loader_versions()
+        boot["features"] = runners.features(job.get("helper_prog_types", ["kprobe", "xdp"]))
+    except Exception as e:  # the boot event must go out whatever happens
+        boot["notes"].append(f"feature probe failed: {type(e).__name__}: {e}")
+    out.write(boot)
+    timeout = float(job.get("check_timeout", 120))
+    for task in job["tasks"]:
+        run_forked(task, job, out, float(task.get("timeout", timeout)))
+    out.write({"event": "done", "uptime": _uptime()})
+    os.sync()
+    return 0

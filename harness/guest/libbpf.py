@@ -1,0 +1,415 @@
+"""A small ctypes binding to the system's libbpf.so.1 (libbpf >= 1.0 semantics).
+
+Stages are separate on purpose: open -> load (the verifier) -> attach, each raising its
+own exception with libbpf's and the verifier's messages attached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from collections.abc import Callable, Iterator
+
+_lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+c_void_p, c_char_p, c_int, c_size_t, c_uint = (
+    ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint,
+)
+
+
+def _fn(name: str, restype, *argtypes):
+    f = getattr(_lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+
+PRINT_FN = ctypes.CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+SAMPLE_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
+
+set_print = _fn("libbpf_set_print", c_void_p, PRINT_FN)
+obj_open_file = _fn("bpf_object__open_file", c_void_p, c_char_p, c_void_p)
+obj_load = _fn("bpf_object__load", c_int, c_void_p)
+obj_close = _fn("bpf_object__close", None, c_void_p)
+next_program = _fn("bpf_object__next_program", c_void_p, c_void_p, c_void_p)
+next_map = _fn("bpf_object__next_map", c_void_p, c_void_p, c_void_p)
+prog_name = _fn("bpf_program__name", c_char_p, c_void_p)
+prog_section = _fn("bpf_program__section_name", c_char_p, c_void_p)
+prog_type = _fn("bpf_program__type", c_int, c_void_p)
+prog_set_autoload = _fn("bpf_program__set_autoload", c_int, c_void_p, ctypes.c_bool)
+prog_set_log_level = _fn("bpf_program__set_log_level", c_int, c_void_p, ctypes.c_uint32)
+prog_set_log_buf = _fn("bpf_program__set_log_buf", c_int, c_void_p, c_void_p, c_size_t)
+prog_fd = _fn("bpf_program__fd", c_int, c_void_p)
+prog_insn_cnt = _fn("bpf_program__insn_cnt", c_size_t, c_void_p)
+prog_attach = _fn("bpf_program__attach", c_void_p, c_void_p)
+prog_attach_xdp = _fn("bpf_program__attach_xdp", c_void_p, c_void_p, c_int)
+prog_attach_cgroup = _fn("bpf_program__attach_cgroup", c_void_p, c_void_p, c_int)
+prog_attach_netns = _fn("bpf_program__attach_netns", c_void_p, c_void_p, c_int)
+link_destroy = _fn("bpf_link__destroy", c_int, c_void_p)
+map_name = _fn("bpf_map__name", c_char_p, c_void_p)
+map_fd = _fn("bpf_map__fd", c_int, c_void_p)
+map_type = _fn("bpf_map__type", c_int, c_void_p)
+map_key_size = _fn("bpf_map__key_size", ctypes.c_uint32, c_void_p)
+map_value_size = _fn("bpf_map__value_size", ctypes.c_uint32, c_void_p)
+map_lookup = _fn("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
+map_update = _fn("bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, ctypes.c_uint64)
+map_delete = _fn("bpf_map_delete_elem", c_int, c_int, c_void_p)
+map_next_key = _fn("bpf_map_get_next_key", c_int, c_int, c_void_p, c_void_p)
+ringbuf_new = _fn("ring_buffer__new", c_void_p, c_int, SAMPLE_FN, c_void_p, c_void_p)
+ringbuf_poll = _fn("ring_buffer__poll", c_int, c_void_p, c_int)
+ringbuf_free = _fn("ring_buffer__free", None, c_void_p)
+obj_get_info = _fn("bpf_obj_get_info_by_fd", c_int, c_int, c_void_p, ctypes.POINTER(ctypes.c_uint32))
+probe_prog_type = _fn("libbpf_probe_bpf_prog_type", c_int, c_int, c_void_p)
+probe_map_type = _fn("libbpf_probe_bpf_map_type", c_int, c_int, c_void_p)
+probe_helper = _fn("libbpf_probe_bpf_helper", c_int, c_int, c_int, c_void_p)
+prog_type_str = _fn("libbpf_bpf_prog_type_str", c_char_p, c_int)
+map_type_str = _fn("libbpf_bpf_map_type_str", c_char_p, c_int)
+_major = _fn("libbpf_major_version", ctypes.c_uint32)
+_minor = _fn("libbpf_minor_version", ctypes.c_uint32)
+_libc.vsnprintf.restype = c_int
+_libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
+
+# struct bpf_prog_info: offsetof(verified_insns) in the UAPI (5.16+), and the size
+# the kernel accepts from older userspace (it zero-fills what it does not know).
+PROG_INFO_SIZE = 232
+PROG_INFO_VERIFIED_INSNS = 216
+PROG_INFO_TYPE = 0
+
+
+def version() -> str:
+    return f"{_major()}.{_minor()}"
+
+
+class Messages:
+    """Collects what libbpf prints (CO-RE failures, map creation errors, attach errors)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+        def _cb(level: int, fmt: bytes, args: int) -> int:
+            buf = ctypes.create_string_buffer(4096)
+            _libc.vsnprintf(buf, len(buf), fmt, args)
+            text = buf.value.decode(errors="replace").rstrip("\n")
+            if level <= 1:  # warnings and info; debug (2) is too chatty
+                self.lines.extend(text.splitlines())
+            return 0
+
+        self._cb = PRINT_FN(_cb)
+        set_print(self._cb)
+
+    def take(self) -> list[str]:
+        out, self.lines = self.lines, []
+        return out
+
+
+MESSAGES: Messages | None = None
+
+
+def messages() -> Messages:
+    global MESSAGES
+    if MESSAGES is None:
+        MESSAGES = Messages()
+    return MESSAGES
+
+
+class StageError(Exception):
+    def __init__(self, stage: str, err: int, detail: str, log: str = "") -> None:
+        super().__init__(detail)
+        self.stage, self.err, self.detail, self.log = stage, err, detail, log
+
+
+def _errno_text(err: int) -> str:
+    err = abs(err)
+    return f"{os.strerror(err)} ({err})" if err else "unknown error"
+
+
+class Map:
+    def __init__(self, ptr: int) -> None:
+        self._ptr = ptr
+        self.name = map_name(ptr).decode()
+        self.type = map_type(ptr)
+
+    @property
+    def fd(self) -> int:
+        return map_fd(self._ptr)
+
+    @property
+    def key_size(self) -> int:
+        return map_key_size(self._ptr)
+
+    @property
+    def value_size(self) -> int:
+        return map_value_size(self._ptr)
+
+    def _vsize(self, percpu: bool) -> int:
+        if not percpu:
+            return self.value_size
+        return ((self.value_size + 7) // 8 * 8) * possible_cpus()
+
+    def lookup(self, key: bytes, percpu: bool = False) -> bytes | None:
+        val = ctypes.create_string_buffer(self._vsize(percpu))
+        if map_lookup(self.fd, key, val) != 0:
+            return None
+        return val.raw
+
+    def lookup_percpu(self, key: bytes) -> list[bytes]:
+        raw = self.lookup(key, percpu=True)
+        if raw is None:
+            return []
+        step = (self.value_size + 7) // 8 * 8
+        return [raw[i : i + self.value_size] for i in range(0, len(raw), step)]
+
+    def update(self, key: bytes, value: bytes, flags: int = 0) -> None:
+        rc = map_update(self.fd, key, value, flags)
+        if rc != 0:
+            raise OSError(-rc, f"update of map {self.name}: {_errno_text(rc)}")
+
+    def delete(self, key: bytes) -> bool:
+        return map_delete(self.fd, key) == 0
+
+    def keys(self) -> Iterator[bytes]:
+        cur = None
+        nxt = ctypes.create_string_buffer(self.key_size)
+        while map_next_key(self.fd, cur, nxt) == 0:
+            yield nxt.raw
+            cur = ctypes.create_string_buffer(nxt.raw, self.key_size)
+
+    def items(self, percpu: bool = False) -> list[tuple[bytes, bytes]]:
+        out = []
+        for k in list(self.keys()):
+            v = self.lookup(k, percpu=percpu)
+            if v is not None:
+                out.append((k, v))
+        return out
+
+    def clear(self) -> None:
+        for k in list(self.keys()):
+            self.delete(k)
+
+
+class RingBuffer:
+    def __init__(self, m: Map) -> None:
+        self.events: list[bytes] = []
+
+        def _sample(ctx: int, data: int, size: int) -> int:
+            self.events.append(ctypes.string_at(data, size))
+            return 0
+
+        self._cb = SAMPLE_FN(_sample)
+        self._rb = ringbuf_new(m.fd, self._cb, None, None)
+        if not self._rb:
+            err = ctypes.get_errno()
+            raise OSError(err, f"ring buffer on map {m.name}: {_errno_text(err)}")
+
+    def poll(self, timeout: float = 1.0) -> list[bytes]:
+        ringbuf_poll(self._rb, int(timeout * 1000))
+        out, self.events = self.events, []
+        return out
+
+    def close(self) -> None:
+        if self._rb:
+            ringbuf_free(self._rb)
+            self._rb = None
+
+
+class Program:
+    def __init__(self, ptr: int) -> None:
+        self._ptr = ptr
+        self.name = prog_name(ptr).decode()
+        self.section = prog_section(ptr).decode()
+        self.log = ""
+        self._logbuf: ctypes.Array | None = None
+        self.links: list[int] = []
+
+    @property
+    def fd(self) -> int:
+        return prog_fd(self._ptr)
+
+    @property
+    def type(self) -> int:
+        return prog_type(self._ptr)
+
+    def type_name(self) -> str:
+        s = prog_type_str(self.type)
+        return s.decode() if s else str(self.type)
+
+    def insn_count(self) -> int:
+        return prog_insn_cnt(self._ptr)
+
+    def set_log(self, level: int, size: int) -> None:
+        self._logbuf = ctypes.create_string_buffer(size)
+        prog_set_log_buf(self._ptr, self._logbuf, size)
+        prog_set_log_level(self._ptr, level)
+
+    def read_log(self) -> str:
+        if self._logbuf is None:
+            return ""
+        return self._logbuf.value.decode(errors="replace")
+
+    def verified_insns(self) -> int | None:
+        """From bpf_prog_info (kernel 5.16+); None where the kernel does not report it."""
+        info = ctypes.create_string_buffer(PROG_INFO_SIZE)
+        ln = ctypes.c_uint32(PROG_INFO_SIZE)
+        if obj_get_info(self.fd, info, ctypes.byref(ln)) != 0:
+            return None
+        if ln.value < PROG_INFO_VERIFIED_INSNS + 4:
+            return None
+        v = int.from_bytes(info.raw[PROG_INFO_VERIFIED_INSNS : PROG_INFO_VERIFIED_INSNS + 4], "little")
+        return v or None
+
+    def _link(self, ptr: int | None, what: str) -> int:
+        if not ptr:
+            err = ctypes.get_errno()
+            msgs = messages().take()
+            raise StageError("attach", err, f"{what}: {_errno_text(err)}" + (
+                f"; libbpf: {msgs[-1].strip()}" if msgs else ""))
+        self.links.append(ptr)
+        return ptr
+
+    def attach(self) -> int:
+        """Auto-attach by section name (tracepoints, kprobes, fentry, lsm, ...)."""
+        return self._link(prog_attach(self._ptr), f"attach {self.section}")
+
+    def attach_xdp(self, ifindex: int) -> int:
+        return self._link(prog_attach_xdp(self._ptr, ifindex), f"attach xdp to ifindex {ifindex}")
+
+    def attach_cgroup(self, cgroup_fd: int) -> int:
+        return self._link(prog_attach_cgroup(self._ptr, cgroup_fd), "attach to cgroup")
+
+    def attach_netns(self, netns_fd: int) -> int:
+        return self._link(prog_attach_netns(self._ptr, netns_fd), "attach to netns")
+
+    def detach(self) -> None:
+        for link in self.links:
+            link_destroy(link)
+        self.links = []
+
+
+class BpfObject:
+    """One .bpf.o. Use as a context manager; everything is released on exit."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        messages().take()
+        ptr = obj_open_file(path.encode(), None)
+        if not ptr:
+            err = ctypes.get_errno()
+            raise StageError("open", err, f"libbpf cannot open {path}: {_errno_text(err)}; "
+                             + " ".join(m.strip() for m in messages().take()[-2:]))
+        self._ptr = ptr
+        self.programs: dict[str, Program] = {}
+        p = next_program(ptr, None)
+        while p:
+            prog = Program(p)
+            self.programs[prog.name] = prog
+            p = next_program(ptr, p)
+        self.maps: dict[str, Map] = {}
+        self._rings: list[RingBuffer] = []
+
+    def only(self, name: str) -> None:
+        """Load only this program (isolation: one program's verdict per load)."""
+        for n, prog in self.programs.items():
+            prog_set_autoload(prog._ptr, n == name)
+
+    def load(self) -> None:
+        messages().take()
+        rc = obj_load(self._ptr)
+        if rc != 0:
+            msgs = messages().take()
+            raise StageError("load", rc, "; ".join(m.strip() for m in msgs[-3:]) or _errno_text(rc))
+        m = next_map(self._ptr, None)
+        while m:
+            mp = Map(m)
+            self.maps[mp.name] = mp
+            m = next_map(self._ptr, m)
+
+    def ringbuf(self, map_name: str) -> RingBuffer:
+        rb = RingBuffer(self.maps[map_name])
+        self._rings.append(rb)
+        return rb
+
+    def close(self) -> None:
+        for rb in self._rings:
+            rb.close()
+        for prog in self.programs.values():
+            prog.detach()
+        if self._ptr:
+            obj_close(self._ptr)
+            self._ptr = None
+
+    def __enter__(self) -> BpfObject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_NCPU: int | None = None
+
+
+def possible_cpus() -> int:
+    global _NCPU
+    if _NCPU is None:
+        text = open("/sys/devices/system/cpu/possible").read().strip()
+        n = 0
+        for part in text.split(","):
+            a, _, b = part.partition("-")
+            n += (int(b) - int(a) + 1) if b else 1
+        _NCPU = n
+    return _NCPU
+
+
+def probe_features(helper_prog_types: tuple[str, ...] = ("kprobe", "xdp")) -> dict:
+    """Which program types, map types and helpers this kernel has (libbpf's probes)."""
+    prog_types, map_types = {}, {}
+    names: dict[str, int] = {}
+    for i in range(1, 128):
+        s = prog_type_str(i)
+        if not s:
+            break
+        prog_types[s.decode()] = probe_prog_type(i, None) == 1
+        names[s.decode()] = i
+    for i in range(1, 128):
+        s = map_type_str(i)
+        if not s:
+            break
+        map_types[s.decode()] = probe_map_type(i, None) == 1
+    helper_names = _helper_names()
+    helpers: dict[str, list[str]] = {}
+    for pt in helper_prog_types:
+        if pt not in names or not prog_types.get(pt):
+            continue
+        got = []
+        for hid, hname in enumerate(helper_names):
+            if hid and probe_helper(names[pt], hid, None) == 1:
+                got.append(hname)
+        helpers[pt] = got
+    return {"prog_types": prog_types, "map_types": map_types, "helpers": helpers}
+
+
+def _helper_names(header: str = "/usr/include/linux/bpf.h") -> list[str]:
+    import re
+
+    try:
+        text = open(header).read()
+    except OSError:
+        return []
+    start = text.find("#define ___BPF_FUNC_MAPPER")
+    if start < 0:
+        start = text.find("#define __BPF_FUNC_MAPPER")
+    end = text.find("#define __BPF_ENUM_FN", start)
+    return re.findall(r"FN\((\w+)", text[start:end])
+
+
+@contextlib.contextmanager
+def opened(path: str) -> Iterator[BpfObject]:
+    obj = BpfObject(path)
+    try:
+        yield obj
+    finally:
+        obj.close()
+
+
+Sample = Callable[[bytes], None]

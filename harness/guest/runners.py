@@ -1,0 +1,311 @@
+"""What the agent does for each kind of task. Runs in a forked child of the agent.
+
+Each function reports through ``send(event)``: a ``start`` event per subject, then exactly
+one ``result`` event per subject.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+Send = Callable[[dict], None]
+
+LOG_SMALL = 1 << 16  # level 4: statistics only
+LOG_BIG = 16 << 20  # level 1: the whole verifier log, after a rejection
+LOG_KEEP = 1 << 20  # how much of a log travels back (its end, where the error is)
+
+
+def loader_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        from . import libbpf
+
+        out["libbpf"] = libbpf.version()
+    except OSError as e:
+        out["libbpf"] = f"unavailable: {e}"
+    try:
+        import bcc  # noqa: F401  (python3-bpfcc)
+
+        out["bcc"] = getattr(bcc, "__version__", "installed")
+    except Exception as e:
+        out["bcc"] = f"unavailable: {type(e).__name__}"
+    return out
+
+
+def features(helper_prog_types: list[str]) -> dict:
+    from . import libbpf
+
+    f = libbpf.probe_features(tuple(helper_prog_types))
+    f["btf_vmlinux"] = os.path.exists("/sys/kernel/btf/vmlinux")
+    try:
+        f["lsm"] = open("/sys/kernel/security/lsm").read().strip().split(",")
+    except OSError:
+        f["lsm"] = []
+    return f
+
+
+def _result(subject: str, status: str, stage: str, detail: str, **kw: Any) -> dict:
+    return {"event": "result", "subject": subject, "status": status, "stage": stage,
+            "detail": detail, **kw}
+
+
+def _keep(log: str) -> str:
+    return log if len(log) <= LOG_KEEP else log[-LOG_KEEP:]
+
+
+def _load_one(path: str, name: str) -> tuple[Any, dict]:
+    """Open a fresh copy of the object and load only program `name`.
+
+    First with statistics-level logging; after a rejection, again with the full log, so
+    that the report carries the verifier's reasoning.
+    """
+    from . import libbpf
+
+    obj = libbpf.BpfObject(path)
+    obj.only(name)
+    prog = obj.programs[name]
+    prog.set_log(4, LOG_SMALL)
+    try:
+        obj.load()
+    except libbpf.StageError as first:
+        stats_log = prog.read_log()
+        obj.close()
+        obj2 = libbpf.BpfObject(path)
+        obj2.only(name)
+        prog2 = obj2.programs[name]
+        prog2.set_log(1 | 4, LOG_BIG)
+        try:
+            obj2.load()
+        except libbpf.StageError as second:
+            second.log = prog2.read_log() or stats_log
+            obj2.close()
+            raise second from first
+        obj2.close()  # flaky load: passed the second time; report the first failure
+        first.log = stats_log
+        raise
+    verifier = {"log": _keep(prog.read_log()), "verified_insns": prog.verified_insns(),
+                "insns": prog.insn_count()}
+    return obj, verifier
+
+
+def _attach_point(prog: Any) -> tuple[str, Callable[[], int] | None]:
+    """How a program of this section is attached for the attach check, if it can be."""
+    sec = prog.section
+    if sec.startswith("xdp"):
+        return "xdp on lo", lambda: prog.attach_xdp(1)
+    if sec.startswith(("cgroup_skb/", "cgroup/")):
+        fd = os.open("/sys/fs/cgroup", os.O_RDONLY | os.O_DIRECTORY)
+        return "root cgroup", lambda: prog.attach_cgroup(fd)
+    if sec.startswith("sk_lookup"):
+        fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        return "own netns", lambda: prog.attach_netns(fd)
+    if sec.startswith(("socket", "tc", "classifier", "action", "tcx", "netkit", "struct_ops",
+                       "syscall", "flow_dissector", "sk_msg", "sk_skb", "sockops")):
+        return sec, None
+    return sec, prog.attach
+
+
+def run_object(task: dict, send: Send, job: dict) -> None:
+    """Every program of a .bpf.o, each loaded alone, then attached where it has a point."""
+    from . import libbpf
+
+    path, label = task["path"], task["subject"]
+    try:
+        names = list(libbpf.BpfObject(path).programs)
+    except libbpf.StageError as e:
+        send({"event": "start", "subject": label})
+        send(_result(label, "fail", "load", e.detail))
+        return
+    if not names:
+        send({"event": "start", "subject": label})
+        send(_result(label, "fail", "load", "the object has no BPF programs"))
+        return
+    for name in names:
+        subject = f"{label}:{name}"
+        send({"event": "start", "subject": subject})
+        t0 = time.monotonic()
+        try:
+            obj, verifier = _load_one(path, name)
+        except libbpf.StageError as e:
+            send(_result(subject, "reject", "load", e.detail,
+                         verifier={"log": _keep(e.log)}, errno=abs(e.err),
+                         duration=time.monotonic() - t0))
+            continue
+        prog = obj.programs[name]
+        where, attach = _attach_point(prog)
+        try:
+            if attach is None:
+                send(_result(subject, "pass", "load",
+                             f"verified; section '{where}' needs an attach target, not attached",
+                             verifier=verifier, duration=time.monotonic() - t0))
+                continue
+            try:
+                attach()
+            except libbpf.StageError as e:
+                if e.err in (errno.EOPNOTSUPP, errno.ENOTSUP) and "auto-attach" in e.detail:
+                    send(_result(subject, "pass", "load",
+                                 f"verified; section '{where}' has no automatic attach point",
+                                 verifier=verifier, duration=time.monotonic() - t0))
+                else:
+                    send(_result(subject, "fail", "attach", e.detail, verifier=verifier,
+                                 errno=abs(e.err), duration=time.monotonic() - t0))
+                continue
+            send(_result(subject, "pass", "attach", f"verified and attached ({where})",
+                         verifier=verifier, duration=time.monotonic() - t0))
+        finally:
+            obj.close()
+
+
+def _import_check(path: str):
+    spec = importlib.util.spec_from_file_location(f"harness_check_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class CheckContext:
+    """What a program's behaviour check (its check.py) gets."""
+
+    def __init__(self, obj: Any, task: dict) -> None:
+        self.obj = obj
+        self.task = task
+        self.kernel_release = os.uname().release
+
+    def run(self, argv: list[str], timeout: float = 30, **kw: Any) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, capture_output=True, timeout=timeout, **kw)
+
+
+def run_program(task: dict, send: Send, job: dict) -> None:
+    """A bundled program: load the whole object, attach, run its behaviour check."""
+    from . import libbpf
+
+    subject = task["subject"]
+    send({"event": "start", "subject": subject})
+    t0 = time.monotonic()
+    try:
+        obj = libbpf.BpfObject(task["object"])
+    except libbpf.StageError as e:
+        send(_result(subject, "fail", "load", e.detail))
+        return
+    try:
+        for p in obj.programs.values():
+            p.set_log(4, LOG_SMALL)
+        try:
+            obj.load()
+        except libbpf.StageError as e:
+            # load each program alone to find the one the verifier refused, with its log
+            obj.close()
+            detail, log = e.detail, ""
+            for name in libbpf.BpfObject(task["object"]).programs:
+                try:
+                    o, _ = _load_one(task["object"], name)
+                    o.close()
+                except libbpf.StageError as e2:
+                    detail, log = f"program {name}: {e2.detail}", e2.log
+                    break
+            send(_result(subject, "reject", "load", detail, verifier={"log": _keep(log)},
+                         duration=time.monotonic() - t0))
+            return
+        verifier = {
+            "insns": sum(p.insn_count() for p in obj.programs.values()),
+            "verified_insns": sum(p.verified_insns() or 0 for p in obj.programs.values()) or None,
+            "log": _keep("\n".join(p.read_log() for p in obj.programs.values())),
+        }
+        if task.get("attach", "auto") == "auto":
+            for p in obj.programs.values():
+                try:
+                    p.attach()
+                except libbpf.StageError as e:
+                    send(_result(subject, "fail", "attach", f"program {p.name}: {e.detail}",
+                                 verifier=verifier, duration=time.monotonic() - t0))
+                    return
+        check_path = task.get("check")
+        if not check_path:
+            send(_result(subject, "pass", "attach", "loaded and attached (no behaviour check)",
+                         verifier=verifier, duration=time.monotonic() - t0))
+            return
+        try:
+            mod = _import_check(check_path)
+            detail = mod.check(CheckContext(obj, task))
+        except AssertionError as e:
+            send(_result(subject, "fail", "behavior", str(e) or "assertion failed",
+                         verifier=verifier, duration=time.monotonic() - t0))
+            return
+        except Exception as e:
+            send(_result(subject, "fail", "behavior", f"{type(e).__name__}: {e}",
+                         verifier=verifier, duration=time.monotonic() - t0))
+            return
+        send(_result(subject, "pass", "behavior", detail or "behaviour check passed",
+                     verifier=verifier, duration=time.monotonic() - t0))
+    finally:
+        obj.close()
+
+
+def _tail(data: bytes, lines: int = 20) -> str:
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
+def run_command(task: dict, send: Send, job: dict) -> None:
+    """Any command as root. Pass on exit 0, or (with alive) when still running after it."""
+    subject = task["subject"]
+    send({"event": "start", "subject": subject})
+    env = dict(os.environ, **task.get("env", {}))
+    t0 = time.monotonic()
+    alive = task.get("alive")
+    limit = float(task.get("command_timeout", 600))
+    try:
+        proc = subprocess.Popen(task["argv"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env, cwd=task.get("cwd") or "/tmp", start_new_session=True)
+    except OSError as e:
+        send(_result(subject, "fail", "run", f"cannot start {task['argv'][0]}: {e.strerror}"))
+        return
+    wait = float(alive) if alive is not None else limit
+    try:
+        out, _ = proc.communicate(timeout=wait)
+    except subprocess.TimeoutExpired:
+        if alive is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            send(_result(subject, "timeout", "run", f"still running after {limit:.0f}s; killed",
+                         output=_tail(out), duration=time.monotonic() - t0))
+            return
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        send(_result(subject, "pass", "run",
+                     f"still running after {alive:g}s (attached); stopped with SIGINT",
+                     output=_tail(out), exit_code=proc.returncode,
+                     duration=time.monotonic() - t0))
+        return
+    rc = proc.returncode
+    tail = _tail(out)
+    last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
+    if rc == 0:
+        send(_result(subject, "pass", "run", "exit 0" + (f"; {last}" if last else ""),
+                     output=tail, exit_code=rc, duration=time.monotonic() - t0))
+    else:
+        how = f"exit {rc}" if rc >= 0 else f"killed by {signal.Signals(-rc).name}"
+        if alive is not None:
+            how += f" before {alive:g}s"
+        send(_result(subject, "fail", "run", how + (f": {last}" if last else ""),
+                     output=tail, exit_code=rc, duration=time.monotonic() - t0))
+
+
+def run_bcc(task: dict, send: Send, job: dict) -> None:
+    """A BCC program: its Python file is run with the system python3 (python3-bpfcc)."""
+    task = dict(task)
+    task["argv"] = [sys.executable, task["script"], *task.get("args", [])]
+    run_command(task, send, job)

@@ -1,0 +1,1 @@
+"""Renderers. Each reads only the results model (harness.results.Report)."""

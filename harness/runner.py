@@ -1,0 +1,256 @@
+"""Orchestration: one VM per kernel, every subject inside it, results into the model.
+
+The pure part (``collect``) turns the guest's JSON lines plus the VM outcome into
+Results; ``run_kernels`` does the side effects (job files, VMs, threads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .kernels.model import KernelSpec
+from .results import KernelInfo, Result
+from .suite import ProgramDecl
+from .verifier import info_from
+from .vm.accel import choose_accel
+from .vm.backend import LIVE, Backend, VMOutcome, VMRequest
+from .vm.console import crash_headline, find_crash
+
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+GUEST_PYTHON = "/usr/bin/python3"  # Debian's, where python3-bpfcc and pyroute2 live
+
+
+@dataclass
+class Subject:
+    id: str
+    task: dict[str, Any]
+    decl: ProgramDecl | None = None
+    compile_error: str | None = None
+    network: bool = False
+    boot_params: tuple[str, ...] = ()
+    # subjects an object task expands to are only known in the guest: a result whose
+    # subject starts with "<id>:" belongs to this one
+    expands: bool = False
+
+
+@dataclass
+class KernelRun:
+    kernel: KernelSpec
+    info: KernelInfo
+    results: list[Result] = field(default_factory=list)
+    console_path: Path | None = None
+
+
+Notify = Callable[[str, str, str], None]  # (kernel id, phase, detail)
+
+
+def _expected(subject: Subject, kernel: KernelSpec) -> str:
+    return subject.decl.expected_on(kernel.version) if subject.decl else "pass"
+
+
+def _apply_expectation(r: Result, subject: Subject | None, kernel: KernelSpec) -> Result:
+    """Below a declared minimum a rejection is the expected skip; a pass there is news."""
+    if subject is None or subject.decl is None:
+        return r
+    decl = subject.decl
+    r.expected = _expected(subject, kernel)
+    if r.expected == "skip":
+        need = f"needs {decl.feature or 'a newer kernel'} (>= {decl.min_kernel.line})"
+        if r.status in ("reject", "fail"):
+            r.detail = f"{need}; {r.status}: {r.detail}"
+            r.status = "skip"
+        elif r.status == "pass":
+            r.detail = (f"passes below its declared minimum {decl.min_kernel.line}: the "
+                        f"declaration in {decl.id}/program.toml is wrong ({r.detail})")
+    return r
+
+
+def read_events(path: Path) -> list[dict]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+    return out
+
+
+def collect(
+    kernel: KernelSpec,
+    subjects: list[Subject],
+    events: list[dict],
+    console: str,
+    outcome: VMOutcome,
+    console_path: Path | None = None,
+) -> tuple[KernelInfo, list[Result]]:
+    """Pure: guest events + VM outcome -> KernelInfo and one Result per subject."""
+    info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
+                      origin=kernel.origin, vm_seconds=round(outcome.seconds, 2))
+    by_id = {s.id: s for s in subjects}
+    results: list[Result] = []
+    seen: set[str] = set()
+    booted = False
+    for ev in events:
+        kind = ev.get("event")
+        if kind == "boot":
+            booted = True
+            info.boot_seconds = ev.get("boot_seconds")
+            info.features = ev.get("features", {})
+            info.notes = ev.get("notes", [])
+            info.features["loaders"] = ev.get("loaders", {})
+            if ev.get("release") and ev["release"] != kernel.release:
+                info.notes.append(f"guest reports release {ev['release']}")
+        elif kind == "result":
+            sid = ev["subject"]
+            owner = by_id.get(sid) or next(
+                (s for s in subjects if s.expands and sid.startswith(s.id + ":")), None)
+            r = Result(subject=sid, kernel=kernel.id, status=ev.get("status", "error"),
+                       stage=ev.get("stage", "run"), detail=ev.get("detail", ""),
+                       verifier=info_from(ev.get("verifier")), duration=ev.get("duration"),
+                       output=ev.get("output", ""))
+            if r.verifier and r.status == "reject" and r.verifier.summary:
+                r.detail = f"{r.detail}: {r.verifier.summary}" if r.detail else r.verifier.summary
+            results.append(_apply_expectation(r, owner, kernel))
+            seen.add(sid)
+            if owner is not None:
+                seen.add(owner.id)
+    # subjects without a verdict: say why, from what the VM did
+    crash = find_crash(console)
+    started = [ev["subject"] for ev in events if ev.get("event") == "start"]
+    for s in subjects:
+        if s.compile_error is not None:
+            r = Result(s.id, kernel.id, "fail", "compile", s.compile_error)
+            results.append(_apply_expectation(r, s, kernel))
+            continue
+        if s.id in seen:
+            continue
+        sid = next((x for x in reversed(started) if x == s.id or x.startswith(s.id + ":")
+                    and x not in seen), s.id)
+        where = f" (console: {console_path})" if console_path else ""
+        if crash:
+            r = Result(sid, kernel.id, "crash", "run",
+                       f"kernel crashed: {crash_headline(crash)}{where}", console=crash)
+        elif outcome.interrupted:
+            r = Result(sid, kernel.id, "error", "run", "run interrupted before this check ran")
+        elif outcome.timed_out:
+            r = Result(sid, kernel.id, "timeout", "run",
+                       f"VM still running after {outcome.seconds:.0f}s; stopped{where}")
+        elif not booted:
+            tail = " | ".join(console.strip().splitlines()[-3:])[:300]
+            r = Result(sid, kernel.id, "error", "run",
+                       f"the guest agent never started{where}: {tail}", console=console[-4000:])
+        else:
+            r = Result(sid, kernel.id, "error", "run",
+                       f"the VM ended without a verdict for this check{where}")
+        r.expected = _expected(s, kernel)
+        results.append(r)
+    return info, results
+
+
+def guest_command(job_path: Path, guest_python: str = GUEST_PYTHON) -> list[str]:
+    python = guest_python if Path(guest_python).exists() else sys.executable
+    return ["env", f"PYTHONPATH={PACKAGE_PARENT}", "PYTHONDONTWRITEBYTECODE=1", python,
+            "-m", "harness.guest", str(job_path)]
+
+
+def run_one(
+    kernel: KernelSpec,
+    subjects: list[Subject],
+    config: Config,
+    backend: Backend,
+    workdir: Path,
+    notify: Notify,
+    accel: str,
+) -> KernelRun:
+    safe = kernel.id.replace("/", "_")
+    rundir = workdir / safe
+    if rundir.exists():
+        shutil.rmtree(rundir)
+    rundir.mkdir(parents=True)
+    events_path = rundir / "events.jsonl"
+    job = {
+        "protocol": 1,
+        "kernel_id": kernel.id,
+        "results": str(events_path),
+        "check_timeout": config.check_timeout,
+        "tasks": [dict(s.task, subject=s.id) for s in subjects if s.compile_error is None],
+    }
+    job_path = rundir / "job.json"
+    job_path.write_text(json.dumps(job, indent=1))
+    network = any(s.network for s in subjects)
+    append: list[str] = []
+    for s in subjects:
+        append += [p for p in s.boot_params if p not in append]
+    outcome = VMOutcome(None, 0.0)
+    for attempt_accel in ([accel, "tcg"] if accel == "kvm" else [accel]):
+        notify(kernel.id, "boot", f"{kernel.release} ({attempt_accel})")
+        events_path.unlink(missing_ok=True)
+        req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(guest_command(job_path)),
+                        accel=attempt_accel, memory=config.memory, cpus=config.cpus,
+                        network=network, timeout=config.vm_timeout, append=tuple(append))
+        outcome = backend.run(req)
+        events = read_events(events_path)
+        accel = attempt_accel
+        if any(ev.get("event") == "boot" for ev in events) or outcome.interrupted:
+            break
+        if attempt_accel == "kvm":
+            notify(kernel.id, "note", "KVM boot failed; retrying under TCG")
+    console_path = rundir / "console.log"
+    console = console_path.read_text(errors="replace") if console_path.exists() else ""
+    info, results = collect(kernel, subjects, read_events(events_path), console, outcome,
+                            console_path)
+    info.accel = accel
+    done = sum(r.meets_expectation for r in results)
+    notify(kernel.id, "done", f"{done}/{len(results)} as expected in {outcome.seconds:.0f}s")
+    return KernelRun(kernel, info, results, console_path)
+
+
+def run_kernels(
+    kernels: list[KernelSpec],
+    subjects: list[Subject],
+    config: Config,
+    backend: Backend,
+    workdir: Path,
+    notify: Notify,
+) -> tuple[list[KernelRun], bool]:
+    accel = choose_accel(config.accel) if backend.name == "vng" else "tcg"
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs: list[KernelRun] = []
+    interrupted = False
+    pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
+    futures = [pool.submit(run_one, k, subjects, config, backend, workdir, notify, accel)
+               for k in kernels]
+    for f in futures:
+        while True:
+            try:
+                runs.append(f.result())
+                break
+            except KeyboardInterrupt:
+                # stop every VM; the workers then collect what their guests wrote
+                interrupted = True
+                LIVE.kill_all()
+    pool.shutdown()
+    return runs, interrupted
+
+
+def new_workdir(config: Config) -> Path:
+    base = config.cache_dir / "runs"
+    base.mkdir(parents=True, exist_ok=True)
+    runs = sorted(p for p in base.iterdir() if p.is_dir())
+    for old in runs[:-10]:  # keep the last ten runs' consoles and events
+        shutil.rmtree(old, ignore_errors=True)
+    d = base / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
+    d.mkdir()
+    return d

@@ -1,0 +1,125 @@
+"""One harness run: kernels prepared, subjects built, VMs run, a Report assembled.
+
+Used by the CLI and the pytest plugin alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, tools
+from .build.compile import compile_bpf
+from .build.vmlinux import vmlinux_header
+from .config import Config
+from .errors import CompileError, ConfigError
+from .kernels.cache import Cache
+from .kernels.catalog import load_catalog, parse_kernel_ids
+from .kernels.fetch import prepare
+from .kernels.model import KernelSpec
+from .report.progress import Progress
+from .results import Report
+from .runner import Subject, new_workdir, run_kernels
+from .suite import ProgramDecl, discover
+from .vm.backend import Backend, VngBackend
+
+
+def prepare_kernels(ids: str | None, config: Config, progress: Progress) -> list[KernelSpec]:
+    catalog = load_catalog(config.catalog)
+    reqs = parse_kernel_ids(ids or "default", catalog)
+    out = []
+    for req in reqs:
+        progress.kernel(req.id, "fetch", "resolving in the signed archive index")
+        k = prepare(req, catalog, config, progress=progress.download)
+        progress.kernel(req.id, "ready", f"{k.release} ({k.origin})")
+        out.append(k)
+    return out
+
+
+def _vmlinux_for(kernels: list[KernelSpec], config: Config) -> Path:
+    newest = max(kernels, key=lambda k: k.version)
+    return vmlinux_header(newest, Cache(config.cache_dir))
+
+
+def _compile(src: Path, kernels: list[KernelSpec], config: Config) -> tuple[Path | None, str | None]:
+    try:
+        vh = _vmlinux_for(kernels, config)
+        return compile_bpf(src, config.cache_dir / "objects", vh), None
+    except CompileError as e:
+        return None, str(e).splitlines()[0]
+
+
+def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: Config) -> list[Subject]:
+    subjects = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise ConfigError(f"{raw}: no such file; give a compiled .bpf.o or a .bpf.c source")
+        label = raw
+        if p.suffix == ".c":
+            obj, err = _compile(p, kernels, config)
+            task = {"kind": "object", "path": str(obj) if obj else ""}
+            subjects.append(Subject(label, task, compile_error=err, expands=True))
+        elif p.suffix == ".o" or p.read_bytes()[:4] == b"\x7fELF":
+            subjects.append(Subject(label, {"kind": "object", "path": str(p.resolve())},
+                                    expands=True))
+        else:
+            raise ConfigError(f"{raw}: not a BPF object (.o) nor a C source (.c)")
+    return subjects
+
+
+def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Config) -> Subject:
+    common = {"decl": decl, "network": decl.network, "boot_params": decl.boot_params}
+    if decl.kind == "bcc":
+        task = {"kind": "bcc", "script": str(decl.script), "cwd": str(decl.dir)}
+        return Subject(decl.id, task, **common)
+    assert decl.source is not None
+    obj, err = _compile(decl.source, kernels, config)
+    task = {"kind": "program", "object": str(obj) if obj else "",
+            "check": str(decl.check) if decl.check else None, "attach": decl.attach}
+    return Subject(decl.id, task, compile_error=err, **common)
+
+
+def subjects_for_suite(pattern: str | None, kernels: list[KernelSpec], config: Config,
+                       root: Path | None = None) -> list[Subject]:
+    decls = discover(root, pattern) if root else discover(pattern=pattern)
+    return [subject_for_decl(d, kernels, config) for d in decls]
+
+
+def subject_for_command(argv: Sequence[str], alive: float | None, network: bool,
+                        timeout: float) -> Subject:
+    if not argv:
+        raise ConfigError("run needs a command after '--', e.g. ebpf-harness run -- opensnoop-bpfcc")
+    task = {"kind": "command", "argv": list(argv), "alive": alive, "cwd": str(Path.cwd()),
+            "command_timeout": timeout, "timeout": timeout + 30}
+    return Subject(" ".join(argv), task, network=network)
+
+
+def host_loaders() -> dict[str, str]:
+    out = {"harness": __version__}
+    clang = tools.tool_version(["clang", "--version"])
+    if clang:
+        out["clang"] = clang.split("version")[-1].strip().split()[0]
+    return out
+
+
+def execute(
+    kernels: list[KernelSpec],
+    subjects: list[Subject],
+    config: Config,
+    progress: Progress,
+    backend: Backend | None = None,
+    command: Sequence[str] = (),
+    workdir: Path | None = None,
+) -> Report:
+    backend = backend or VngBackend()
+    workdir = workdir or new_workdir(config)
+    progress.note(f"run directory: {workdir}")
+    runs, interrupted = run_kernels(kernels, subjects, config, backend, workdir, progress.kernel)
+    report = Report(command=list(command), interrupted=interrupted)
+    report.loaders = host_loaders()
+    for run in runs:
+        report.kernels.append(run.info)
+        report.results.extend(run.results)
+        report.loaders.update(run.info.features.get("loaders", {}))
+    return report

@@ -1,0 +1,97 @@
+"""The bundled program suite: programs/<domain>/<name>/program.toml declarations. Pure."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import REPO_ROOT
+from .errors import ConfigError
+from .versions import KernelVersion
+
+PROGRAMS_DIR = REPO_ROOT / "programs"
+DOMAINS = ("observability", "security", "networking")
+
+
+@dataclass(frozen=True)
+class ProgramDecl:
+    id: str  # "observability/exec_trace"
+    dir: Path
+    domain: str
+    description: str
+    kind: str  # "libbpf" | "bcc"
+    source: Path | None
+    check: Path | None
+    script: Path | None
+    attach: str
+    min_kernel: KernelVersion | None
+    feature: str
+    upstream: str
+    boot_params: tuple[str, ...]
+    network: bool
+
+    def expected_on(self, version: KernelVersion) -> str:
+        """'skip' below the declared minimum (compared on major.minor), else 'pass'."""
+        if self.min_kernel is None:
+            return "pass"
+        return "skip" if (version.major, version.minor) < (
+            self.min_kernel.major, self.min_kernel.minor) else "pass"
+
+
+def parse_decl(path: Path, root: Path) -> ProgramDecl:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    d = path.parent
+    pid = str(d.relative_to(root))
+    kind = data.get("kind", "libbpf")
+    domain = data.get("domain", "")
+    if domain not in DOMAINS:
+        raise ConfigError(f"{path}: domain must be one of {', '.join(DOMAINS)}, not {domain!r}")
+
+    def _file(key: str) -> Path | None:
+        v = data.get(key)
+        if not v:
+            return None
+        p = d / v
+        if not p.is_file():
+            raise ConfigError(f"{path}: {key} = {v!r}, but {p} does not exist")
+        return p
+
+    if kind == "libbpf" and not data.get("source"):
+        raise ConfigError(f"{path}: a libbpf program needs 'source = \"<name>.bpf.c\"'")
+    if kind == "bcc" and not data.get("script"):
+        raise ConfigError(f"{path}: a bcc program needs 'script = \"<name>.py\"'")
+    mk = data.get("min_kernel")
+    return ProgramDecl(
+        id=pid,
+        dir=d,
+        domain=domain,
+        description=data.get("description", ""),
+        kind=kind,
+        source=_file("source"),
+        check=_file("check"),
+        script=_file("script"),
+        attach=data.get("attach", "auto"),
+        min_kernel=KernelVersion.parse(str(mk)) if mk else None,
+        feature=data.get("feature", ""),
+        upstream=data.get("upstream", ""),
+        boot_params=tuple(data.get("boot_params", [])),
+        network=bool(data.get("network", False)),
+    )
+
+
+def discover(root: Path = PROGRAMS_DIR, pattern: str | None = None) -> list[ProgramDecl]:
+    decls = []
+    for f in sorted(root.glob("*/*/program.toml")):
+        decl = parse_decl(f, root)
+        if pattern and not any(fnmatch.fnmatch(decl.id, p.strip()) for p in pattern.split(",")):
+            continue
+        decls.append(decl)
+    if pattern and not decls:
+        known = ", ".join(d.id for d in discover(root)) or "none"
+        raise ConfigError(f"no bundled program matches '{pattern}'; known: {known}")
+    return decls

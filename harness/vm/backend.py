@@ -1,0 +1,145 @@
+"""VM backends: virtme-ng for real, and a fake that replays guest events for tests.
+
+A backend boots one kernel with one command and returns when the VM is gone. Results
+never come from the console or vng's exit status (vng exits 255 whatever the command
+did): the guest agent writes them into the shared results directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .. import tools
+from .argv import vng_argv
+
+
+@dataclass(frozen=True)
+class VMRequest:
+    kernel_id: str
+    vmlinuz: Path
+    rundir: Path  # the one read-write directory shared with the guest
+    command: tuple[str, ...]
+    accel: str = "tcg"
+    memory: str = "2G"
+    cpus: int = 2
+    network: bool = False
+    timeout: float = 900.0
+    append: tuple[str, ...] = ()
+
+    @property
+    def console_path(self) -> Path:
+        return self.rundir / "console.log"
+
+
+@dataclass
+class VMOutcome:
+    returncode: int | None
+    seconds: float
+    timed_out: bool = False
+    interrupted: bool = False
+    argv: list[str] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, req: VMRequest) -> VMOutcome: ...
+
+
+class _Live:
+    """Every VM process still running, so that Ctrl-C or exit leaves none behind."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def add(self, p: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.add(p)
+
+    def discard(self, p: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(p)
+
+    def kill_all(self) -> None:
+        self.stopping.set()
+        with self._lock:
+            procs = list(self._procs)
+        for p in procs:
+            kill_group(p)
+
+
+LIVE = _Live()
+
+
+def kill_group(p: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class VngBackend:
+    name = "vng"
+
+    def run(self, req: VMRequest) -> VMOutcome:
+        vng = tools.which("vng")
+        argv = vng_argv(vng, req.vmlinuz, req.rundir, req.command, accel=req.accel,
+                        memory=req.memory, cpus=req.cpus, network=req.network,
+                        append=req.append, name=f"ebpf-harness-{req.kernel_id}")
+        env = dict(os.environ)
+        # vng calls its helpers (virtme-run) by name: make the venv's bin dir visible
+        env["PATH"] = f"{Path(vng).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        t0 = time.monotonic()
+        with open(req.console_path, "wb") as console:
+            if LIVE.stopping.is_set():
+                return VMOutcome(None, 0.0, interrupted=True, argv=argv)
+            proc = tools.popen(argv, stdout=console, stderr=subprocess.STDOUT, env=env,
+                               cwd=req.rundir)
+            LIVE.add(proc)
+            try:
+                rc = proc.wait(timeout=req.timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+                rc = proc.wait()
+                timed_out = True
+            finally:
+                kill_group(proc)  # qemu children too, whatever happened
+                LIVE.discard(proc)
+        return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out,
+                         interrupted=LIVE.stopping.is_set(), argv=argv)
+
+
+Script = Callable[[VMRequest], tuple[list[dict], str]]
+
+
+class FakeBackend:
+    """Replays recorded guest events: ``script(request) -> (events, console text)``."""
+
+    name = "fake"
+
+    def __init__(self, script: Script, seconds: float = 0.01) -> None:
+        self.script = script
+        self.seconds = seconds
+        self.requests: list[VMRequest] = []
+
+    def run(self, req: VMRequest) -> VMOutcome:
+        import json
+
+        self.requests.append(req)
+        events, console = self.script(req)
+        req.console_path.write_text(console)
+        with open(req.rundir / "events.jsonl", "w") as fh:
+            for ev in events:
+                fh.write(json.dumps(ev) + "\n")
+        return VMOutcome(255, self.seconds, argv=["fake", req.kernel_id])
