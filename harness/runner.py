@@ -121,7 +121,8 @@ def collect(
                        verifier=info_from(ev.get("verifier")), duration=ev.get("duration"),
                        output=ev.get("output", ""))
             if r.verifier and r.status == "reject" and r.verifier.summary:
-                r.detail = f"{r.detail}: {r.verifier.summary}" if r.detail else r.verifier.summary
+                # the verifier's own reason explains a rejection better than libbpf's wrapper
+                r.detail = f"verifier: {r.verifier.summary}"
             results.append(_apply_expectation(r, owner, kernel))
             seen.add(sid)
             if owner is not None:
@@ -136,8 +137,8 @@ def collect(
             continue
         if s.id in seen:
             continue
-        sid = next((x for x in reversed(started) if x == s.id or x.startswith(s.id + ":")
-                    and x not in seen), s.id)
+        sid = next((x for x in reversed(started) if x == s.id or (x.startswith(s.id + ":")
+                    and x not in seen)), s.id)
         where = f" (console: {console_path})" if console_path else ""
         if crash:
             r = Result(sid, kernel.id, "crash", "run",

@@ -13,6 +13,7 @@ Events written (one JSON object per line, flushed and fsynced at once):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -136,10 +137,8 @@ def run_forked(task: dict, job: dict, out: Writer, timeout: float) -> None:
             out.write(ev)
     os.close(r)
     if timed_out:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     _, status = os.waitpid(pid, 0)
     subject = started or task.get("subject", "?")
     if subject in finished:
@@ -163,7 +162,7 @@ def main(argv: list[str]) -> int:
     sys.dont_write_bytecode = True
     job = json.loads(Path(argv[0]).read_text())
     out = Writer(job["results"])
-    notes = setup_guest()
+    notes = setup_guest() if job.get("setup", True) else []
     boot: dict[str, Any] = {
         "event": "boot",
         "protocol": PROTOCOL,
@@ -174,7 +173,7 @@ def main(argv: list[str]) -> int:
     }
     try:
         boot["loaders"] = runners.loader_versions()
-        boot["features"] = runners.features(job.get("helper_prog_types", ["kprobe", "xdp"]))
+        boot["features"] = runners.features(job.get("helper_prog_types", []))
     except Exception as e:  # the boot event must go out whatever happens
         boot["notes"].append(f"feature probe failed: {type(e).__name__}: {e}")
     out.write(boot)

@@ -32,7 +32,7 @@ def loader_versions() -> dict[str, str]:
     except OSError as e:
         out["libbpf"] = f"unavailable: {e}"
     try:
-        import bcc  # noqa: F401  (python3-bpfcc)
+        import bcc
 
         out["bcc"] = getattr(bcc, "__version__", "installed")
     except Exception as e:

@@ -1,0 +1,93 @@
+"""Downloads are verified and atomic; corrupt cache entries are replaced. file:// URLs, no network."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from harness.config import Config
+from harness.errors import MirrorError, VerificationError
+from harness.kernels.cache import Cache
+from harness.kernels.fetch import Archive
+
+
+def _archive(tmp_path: Path, mirror: Path) -> Archive:
+    cfg = Config(cache_dir=tmp_path / "cache", mirror=mirror.as_uri())
+    return Archive(cfg)
+
+
+def test_verified_download_and_corrupt_cache_entry_refetched(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    payload = b"kernel bits" * 1000
+    (mirror / "k.deb").write_bytes(payload)
+    sha = hashlib.sha256(payload).hexdigest()
+    a = _archive(tmp_path, mirror)
+    dest = tmp_path / "cache" / "debs" / "k.deb"
+    a._verified((mirror / "k.deb").as_uri(), dest, sha, len(payload), "k")
+    assert dest.read_bytes() == payload
+    dest.write_bytes(b"corrupted")  # e.g. a disk error or a tampered cache
+    a._verified((mirror / "k.deb").as_uri(), dest, sha, len(payload), "k")
+    assert dest.read_bytes() == payload
+    assert not list(dest.parent.glob("*.part"))
+
+
+def test_checksum_mismatch_is_refused_and_nothing_kept(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "k.deb").write_bytes(b"evil")
+    a = _archive(tmp_path, mirror)
+    dest = tmp_path / "cache" / "debs" / "k.deb"
+    with pytest.raises(VerificationError, match="does not match the signed index"):
+        a._verified((mirror / "k.deb").as_uri(), dest, "0" * 64, 4, "k")
+    assert not dest.exists()
+    assert not list(dest.parent.glob("*"))
+
+
+def test_unreachable_mirror_names_url_and_how_to_configure(tmp_path):
+    a = _archive(tmp_path, tmp_path / "nowhere")
+    with pytest.raises(MirrorError) as e:
+        a._get((tmp_path / "nowhere" / "x").as_uri(), tmp_path / "x", "x")
+    assert "nowhere" in str(e.value) and "--mirror" in str(e.value)
+
+
+def test_unsigned_inrelease_is_refused_by_gpgv(tmp_path):
+    f = tmp_path / "InRelease"
+    f.write_text("Origin: Debian\nSHA256:\n " + "a" * 64 + " 1 main/binary-amd64/Packages.xz\n")
+    a = _archive(tmp_path, tmp_path)
+    with pytest.raises(VerificationError, match="does not verify"):
+        a._gpgv(f, "sid")
+    assert not f.exists()  # an unverified index is not kept
+
+
+def test_staging_dir_is_all_or_nothing(tmp_path):
+    c = Cache(tmp_path)
+    dest = tmp_path / "kernels" / "rel"
+    with pytest.raises(RuntimeError):
+        with c.staging_dir(dest) as stage:
+            (stage / "half").write_text("x")
+            raise RuntimeError("interrupted download")
+    assert not dest.exists()
+    assert not list((tmp_path / "kernels").iterdir())
+    with c.staging_dir(dest) as stage:
+        (stage / "whole").write_text("x")
+    assert (dest / "whole").exists()
+
+
+def test_lock_is_exclusive_across_processes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    c = Cache(tmp_path)
+    code = (
+        "import sys; from pathlib import Path; from harness.kernels.cache import Cache\n"
+        "with Cache(Path(sys.argv[1])).lock('k'):\n    print('got', flush=True)\n"
+    )
+    with c.lock("k"):
+        p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                             text=True)
+        time.sleep(0.5)
+        assert p.poll() is None  # blocked while we hold the lock
+    out, _ = p.communicate(timeout=10)
+    assert out.strip() == "got"
