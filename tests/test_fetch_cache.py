@@ -63,10 +63,9 @@ def test_unsigned_inrelease_is_refused_by_gpgv(tmp_path):
 def test_staging_dir_is_all_or_nothing(tmp_path):
     c = Cache(tmp_path)
     dest = tmp_path / "kernels" / "rel"
-    with pytest.raises(RuntimeError):
-        with c.staging_dir(dest) as stage:
-            (stage / "half").write_text("x")
-            raise RuntimeError("interrupted download")
+    with pytest.raises(RuntimeError), c.staging_dir(dest) as stage:
+        (stage / "half").write_text("x")
+        raise RuntimeError("interrupted download")
     assert not dest.exists()
     assert not list((tmp_path / "kernels").iterdir())
     with c.staging_dir(dest) as stage:

@@ -1,0 +1,68 @@
+"""The guest agent, run on the host without a VM (setup disabled), and its import rule."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GUEST = REPO / "harness" / "guest"
+
+
+def test_guest_imports_nothing_from_the_host_side():
+    for f in GUEST.glob("*.py"):
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 0:
+                    assert not (node.module or "").startswith("harness"), f"{f.name}: {node.module}"
+                else:
+                    assert node.level == 1, f"{f.name} reaches outside harness.guest"
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    assert not a.name.startswith("harness"), f"{f.name}: import {a.name}"
+
+
+def run_agent(tmp_path: Path, tasks: list[dict], timeout: float = 5) -> list[dict]:
+    results = tmp_path / "events.jsonl"
+    job = {"results": str(results), "check_timeout": timeout, "setup": False, "tasks": tasks}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    subprocess.run([sys.executable, "-m", "harness.guest", str(tmp_path / "job.json")],
+                   cwd=REPO, check=True, timeout=120)
+    return [json.loads(x) for x in results.read_text().splitlines()]
+
+
+def test_agent_commands_pass_fail_alive_and_timeout(tmp_path):
+    tasks = [
+        {"kind": "command", "subject": "ok", "argv": ["true"]},
+        {"kind": "command", "subject": "bad", "argv": ["sh", "-c", "echo nope; exit 3"]},
+        {"kind": "command", "subject": "tracer", "argv": ["sleep", "30"], "alive": 0.5},
+        {"kind": "command", "subject": "quits", "argv": ["true"], "alive": 5},
+        {"kind": "command", "subject": "dies", "argv": ["false"], "alive": 5},
+        {"kind": "command", "subject": "hang", "argv": ["sleep", "60"], "timeout": 1.5,
+         "command_timeout": 100},
+        {"kind": "nonsense", "subject": "odd"},
+    ]
+    ev = run_agent(tmp_path, tasks)
+    assert ev[0]["event"] == "boot" and ev[0]["release"]
+    assert ev[-1]["event"] == "done"
+    res = {e["subject"]: e for e in ev if e["event"] == "result"}
+    assert res["ok"]["status"] == "pass"
+    assert res["bad"]["status"] == "fail" and "exit 3" in res["bad"]["detail"]
+    assert "nope" in res["bad"]["detail"]
+    assert res["tracer"]["status"] == "pass" and "SIGINT" in res["tracer"]["detail"]
+    assert res["quits"]["status"] == "pass"  # exit 0 passes, --alive or not
+    assert res["dies"]["status"] == "fail" and "before 5s" in res["dies"]["detail"]
+    assert res["hang"]["status"] == "timeout"
+    assert res["odd"]["status"] == "error"
+    # exactly one verdict per subject, in order
+    assert [e["subject"] for e in ev if e["event"] == "result"] == [t["subject"] for t in tasks]
+
+
+def test_agent_object_that_is_not_bpf(tmp_path):
+    bogus = tmp_path / "bogus.bpf.o"
+    bogus.write_bytes(b"not an elf")
+    ev = run_agent(tmp_path, [{"kind": "object", "subject": "bogus", "path": str(bogus)}])
+    (r,) = [e for e in ev if e["event"] == "result"]
+    assert r["status"] == "fail" and r["stage"] == "load" and "cannot open" in r["detail"]

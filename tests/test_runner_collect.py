@@ -1,0 +1,111 @@
+"""From guest events and VM outcomes to results, with the fake VM backend."""
+
+from pathlib import Path
+
+from harness.config import Config
+from harness.kernels.model import KernelSpec
+from harness.results import Report
+from harness.runner import Subject, collect, run_kernels
+from harness.suite import ProgramDecl
+from harness.versions import KernelVersion
+from harness.vm.backend import FakeBackend, VMOutcome
+
+
+def kspec(kid: str, ver: str) -> KernelSpec:
+    return KernelSpec(kid, f"{ver}-amd64", KernelVersion.parse(ver), Path("/k/vmlinuz"), None)
+
+
+def decl(min_kernel: str | None) -> ProgramDecl:
+    return ProgramDecl(
+        id="observability/loop", dir=Path("/p"), domain="observability", description="",
+        kind="libbpf", source=None, check=None, script=None, attach="auto",
+        min_kernel=KernelVersion.parse(min_kernel) if min_kernel else None,
+        feature="bpf_loop", upstream="", boot_params=(), network=False,
+    )
+
+
+BOOT = {"event": "boot", "release": "5.10.0-amd64", "boot_seconds": 3.0,
+        "features": {"prog_types": {"lsm": True}}, "loaders": {"libbpf": "1.1"}}
+
+
+def test_rejection_below_minimum_is_expected_skip():
+    s = Subject("observability/loop", {"kind": "program"}, decl=decl("5.17"))
+    ev = [BOOT, {"event": "result", "subject": s.id, "status": "reject", "stage": "load",
+                 "detail": "x", "verifier": {"log": "invalid func unknown#181\n"}}]
+    info, res = collect(kspec("5.10", "5.10.223"), [s], ev, "", VMOutcome(255, 5.0))
+    assert info.boot_seconds == 3.0 and info.features["loaders"] == {"libbpf": "1.1"}
+    (r,) = res
+    assert (r.status, r.expected, r.meets_expectation) == ("skip", "skip", True)
+    assert "needs bpf_loop (>= 5.17)" in r.detail and "unknown#181" in r.detail
+
+
+def test_failure_at_or_above_minimum_is_a_failure_not_a_skip():
+    s = Subject("observability/loop", {"kind": "program"}, decl=decl("5.17"))
+    ev = [BOOT, {"event": "result", "subject": s.id, "status": "reject", "stage": "load",
+                 "detail": "x"}]
+    _, (r,) = collect(kspec("6.1", "6.1.150"), [s], ev, "", VMOutcome(255, 5.0))
+    assert (r.status, r.meets_expectation) == ("reject", False)
+
+
+def test_pass_below_minimum_says_the_declaration_is_wrong():
+    s = Subject("observability/loop", {"kind": "program"}, decl=decl("6.1"))
+    ev = [BOOT, {"event": "result", "subject": s.id, "status": "pass", "stage": "behavior",
+                 "detail": "ok"}]
+    _, (r,) = collect(kspec("5.10", "5.10.223"), [s], ev, "", VMOutcome(255, 5.0))
+    assert not r.meets_expectation and "declaration" in r.detail
+
+
+def test_crash_marks_unfinished_subjects_with_console_excerpt():
+    a, b, c = (Subject(n, {"kind": "command"}) for n in ("a", "b", "c"))
+    ev = [BOOT, {"event": "start", "subject": "a"},
+          {"event": "result", "subject": "a", "status": "pass", "stage": "run"},
+          {"event": "start", "subject": "b"}]
+    console = "[1.0] ok\n[2.0] Kernel panic - not syncing: Fatal exception\n[2.1] Call Trace:\n"
+    _, res = collect(kspec("6.1", "6.1.1"), [a, b, c], ev, console, VMOutcome(255, 9.0))
+    st = {r.subject: r.status for r in res}
+    assert st == {"a": "pass", "b": "crash", "c": "crash"}
+    crashed = next(r for r in res if r.status == "crash")
+    assert "Kernel panic" in crashed.detail and "Call Trace" in crashed.console
+
+
+def test_object_subjects_expand_and_timeout_and_no_boot():
+    o = Subject("x.bpf.o", {"kind": "object"}, expands=True)
+    ev = [BOOT, {"event": "start", "subject": "x.bpf.o:p1"},
+          {"event": "result", "subject": "x.bpf.o:p1", "status": "pass", "stage": "attach"}]
+    _, res = collect(kspec("6.1", "6.1.1"), [o], ev, "", VMOutcome(None, 900, timed_out=True))
+    assert [(r.subject, r.status) for r in res] == [("x.bpf.o:p1", "pass")]
+    t = Subject("t", {"kind": "command"})
+    _, res = collect(kspec("6.1", "6.1.1"), [t], [BOOT], "", VMOutcome(None, 900, timed_out=True))
+    assert res[0].status == "timeout"
+    _, res = collect(kspec("6.1", "6.1.1"), [t], [], "qemu: cannot boot\n", VMOutcome(1, 2))
+    assert res[0].status == "error" and "never started" in res[0].detail
+    assert "qemu: cannot boot" in res[0].detail
+
+
+def test_compile_errors_fail_on_every_kernel_without_running():
+    s = Subject("bad.bpf.c", {"kind": "object"}, compile_error="bad.bpf.c:3: error: boom", expands=True)
+    _, res = collect(kspec("6.1", "6.1.1"), [s], [BOOT], "", VMOutcome(255, 1))
+    assert (res[0].status, res[0].stage) == ("fail", "compile")
+
+
+def test_run_kernels_with_fake_backend_one_vm_per_kernel(tmp_path):
+    subjects = [Subject("a", {"kind": "command"}), Subject("b", {"kind": "command"})]
+
+    def script(req):
+        rel = "5.10.0-amd64" if req.kernel_id == "5.10" else "6.12.1-amd64"
+        events = [dict(BOOT, release=rel)]
+        for s in subjects:
+            events.append({"event": "result", "subject": s.id, "status": "pass", "stage": "run"})
+        return events, "boot ok\n"
+
+    backend = FakeBackend(script)
+    cfg = Config(cache_dir=tmp_path, jobs=2)
+    runs, interrupted = run_kernels([kspec("5.10", "5.10.0"), kspec("6.12", "6.12.1")], subjects,
+                                    cfg, backend, tmp_path / "w", lambda *a: None)
+    assert not interrupted
+    assert sorted(r.kernel_id for r in backend.requests) == ["5.10", "6.12"]
+    assert all(len(r.results) == 2 and all(x.status == "pass" for x in r.results) for r in runs)
+    job = (tmp_path / "w" / "5.10" / "job.json").read_text()
+    assert '"subject": "a"' in job
+    report = Report(kernels=[r.info for r in runs], results=[x for r in runs for x in r.results])
+    assert report.ok

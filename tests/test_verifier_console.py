@@ -1,0 +1,47 @@
+from harness.verifier import info_from, parse_stats, summarize
+from harness.vm.console import crash_headline, find_crash
+
+REJECT_LOG = """func#0 @0
+0: R1=ctx(off=0,imm=0) R10=fp0
+0: (b7) r1 = 0                        ; R1_w=0
+1: (85) call bpf_loop#181
+invalid func unknown#181
+processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+"""
+PASS_LOG = """verification time 8196 usec
+stack depth 0
+processed 13 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_states 1 mark_read 0
+"""
+
+
+def test_stats():
+    assert parse_stats(PASS_LOG) == (13, 1, 1)
+    assert parse_stats("nothing") == (None, None, None)
+
+
+def test_summary_is_the_reason_with_omitted_count():
+    s = summarize(REJECT_LOG)
+    assert s.startswith("invalid func unknown#181")
+    assert "lines omitted" in s
+    assert "R1=ctx" not in s
+
+
+def test_info_from_guest_payload():
+    v = info_from({"log": PASS_LOG, "verified_insns": 13, "insns": 20})
+    assert (v.insns_processed, v.states, v.verified_insns, v.insns) == (13, 1, 13, 20)
+    assert info_from(None) is None
+
+
+CONSOLE = """[    9.0] virtme-ng-init: ok
+[    9.552366] sysrq: Trigger a crash
+[    9.552625] Kernel panic - not syncing: sysrq triggered crash
+[    9.553642] Call Trace:
+[    9.554791]  panic+0x114/0x2f1
+"""
+
+
+def test_crash_detection():
+    ex = find_crash(CONSOLE)
+    assert ex is not None and "Call Trace" in ex
+    assert crash_headline(ex) == "Kernel panic - not syncing: sysrq triggered crash"
+    assert find_crash("[ 1.0] all fine\n[ 2.0] reboot: Power down\n") is None
