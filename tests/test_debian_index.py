@@ -38,8 +38,10 @@ SID = "\n".join([
     stanza("linux-image-7.2.13+deb14-amd64", "7.2.13-1",
            "dracut | initramfs-tools (>= 0.120+deb8u2), linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), "
            "linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)"),
-    stanza("linux-binary-7.2.13+deb14-amd64", "7.2.13-1", "linux-base-7.2.13+deb14-amd64 (= 7.2.13-1)"),
-    stanza("linux-modules-7.2.13+deb14-amd64", "7.2.13-1", "kmod, linux-base-7.2.13+deb14-amd64 (= 7.2.13-1)"),
+    stanza("linux-binary-7.2.13+deb14-amd64", "7.2.13-1",
+           "linux-base-7.2.13+deb14-amd64 (= 7.2.13-1)"),
+    stanza("linux-modules-7.2.13+deb14-amd64", "7.2.13-1",
+           "kmod, linux-base-7.2.13+deb14-amd64 (= 7.2.13-1)"),
     stanza("linux-base-7.2.13+deb14-amd64", "7.2.13-1"),
     stanza("linux-headers-7.2.13+deb14-amd64", "7.2.13-1",
            "gcc-16-for-host, linux-base (>= 4.12~), linux-headers-7.2.13+deb14-common (= 7.2.13-1), "

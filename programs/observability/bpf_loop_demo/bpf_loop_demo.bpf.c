@@ -49,7 +49,13 @@ int sum_with_bpf_loop(void *ctx)
 
 	s.sum = 0;
 	s.stop_at = cfg->stop_at;
-	r.ret = bpf_loop(cfg->nr_loops, add_index, &s, 0);
+	/*
+	 * Read the result as a 32-bit int. Since 1ade23711971 ("bpf: Inline calls to bpf_loop
+	 * when callback is known", 5.19) the verifier inlines this call and sets -E2BIG with a
+	 * 32-bit move, so the 64-bit value is 0xfffffff9, not -7; the helper itself (5.17,
+	 * 5.18, or when not inlined) returns a sign-extended -7. Counts fit: at most 1 << 23.
+	 */
+	r.ret = (int)bpf_loop(cfg->nr_loops, add_index, &s, 0);
 	r.sum = s.sum;
 	bpf_map_update_elem(&results, &tgid, &r, BPF_ANY);
 	return 0;

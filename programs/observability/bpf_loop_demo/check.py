@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 
@@ -9,6 +10,7 @@ CONFIG = struct.Struct("<III")  # struct loop_config: pid, nr_loops, stop_at
 RESULT = struct.Struct("<qQ")  # struct loop_result: ret, sum
 U32 = struct.Struct("<I")
 N = 100_000  # far beyond what the verifier could walk as an unrolled loop
+MAX_LOOPS = 1 << 23  # BPF_MAX_LOOPS: bpf_loop refuses more iterations
 
 
 def _run_once(ctx, nr_loops: int, stop_at: int) -> tuple[int, int]:
@@ -34,4 +36,8 @@ def check(ctx) -> str | None:
     ret, total = _run_once(ctx, N, stop)
     assert ret == stop, f"callback asked to stop after {stop} iterations, bpf_loop returned {ret}"
     assert total == stop * (stop - 1) // 2, f"sum of 0..{stop - 1} came back as {total}"
-    return f"bpf_loop ran {N} iterations (sum {N * (N - 1) // 2}) and stopped early at {stop} on request"
+
+    ret, _ = _run_once(ctx, MAX_LOOPS + 1, 0)
+    assert ret == -errno.E2BIG, f"bpf_loop({MAX_LOOPS + 1}) returned {ret}, expected -E2BIG"
+    return (f"bpf_loop ran {N} iterations (sum {N * (N - 1) // 2}), stopped early at {stop} "
+            f"on request, and refused {MAX_LOOPS + 1} with E2BIG")

@@ -33,8 +33,10 @@ def check(ctx) -> str | None:
                 pid, ppid, comm, filename = EVENT.unpack_from(raw)
                 name = _cstr(filename)
                 if pid == proc.pid:
-                    assert name == target, f"exec event of pid {pid} names {name!r}, not {target!r}"
-                    assert ppid == os.getpid(), f"exec event of pid {pid}: ppid {ppid}, expected {os.getpid()}"
+                    assert name == target, (
+                        f"exec event of pid {pid} names {name!r}, not {target!r}")
+                    assert ppid == os.getpid(), (
+                        f"exec event of pid {pid}: ppid {ppid}, expected {os.getpid()}")
                     return f"pid {pid} exec of {name} seen (comm {_cstr(comm)!r}, ppid {ppid})"
                 seen.append((pid, name))
     raise AssertionError(

@@ -1,0 +1,44 @@
+"""open_iter_demo: getppid() from this process makes the program sum 0..n-1 with bpf_iter_num."""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+CONFIG = struct.Struct("<III")  # struct iter_config: pid, end, stop_at
+RESULT = struct.Struct("<qQ")  # struct iter_result: ret, sum
+U32 = struct.Struct("<I")
+N = 100_000  # far beyond what the verifier could walk as an unrolled loop
+MAX_LOOPS = 1 << 23  # BPF_MAX_LOOPS: bpf_iter_num_new refuses longer ranges
+
+
+def _run_once(ctx, end: int, stop_at: int) -> tuple[int, int]:
+    pid = os.getpid()
+    results = ctx.obj.maps["results"]
+    results.delete(U32.pack(pid))
+    ctx.obj.maps["iter_cfg"].update(U32.pack(0), CONFIG.pack(pid, end, stop_at))
+    try:
+        os.getppid()
+    finally:
+        ctx.obj.maps["iter_cfg"].update(U32.pack(0), CONFIG.pack(0, 0, 0))
+    raw = results.lookup(U32.pack(pid))
+    assert raw is not None, f"no result for pid {pid}: the getppid tracepoint program did not run"
+    return RESULT.unpack(raw)
+
+
+def check(ctx) -> str | None:
+    ret, total = _run_once(ctx, N, 0)
+    assert ret == N, f"the iterator over 0..{N - 1} gave {ret} numbers, expected {N}"
+    assert total == N * (N - 1) // 2, f"sum of 0..{N - 1} came back as {total}"
+
+    stop = 1234
+    ret, total = _run_once(ctx, N, stop)
+    assert ret == stop, f"the loop should break after {stop} iterations, it did {ret}"
+    assert total == stop * (stop - 1) // 2, f"sum of 0..{stop - 1} came back as {total}"
+
+    ret, _ = _run_once(ctx, MAX_LOOPS + 1, 0)
+    assert ret == -errno.E2BIG, (
+        f"bpf_iter_num_new over {MAX_LOOPS + 1} numbers returned {ret}, expected -E2BIG")
+    return (f"open-coded loop walked {N} numbers (sum {N * (N - 1) // 2}), broke at {stop}, "
+            f"and a range over BPF_MAX_LOOPS was refused with E2BIG")

@@ -1,0 +1,138 @@
+"""The whole path on real Debian kernels under virtme-ng: fetched and verified from the
+archive, booted (TCG where KVM is not usable), programs loaded by libbpf and BCC inside.
+
+One VM per kernel for the whole module (TCG is slow): every subject below runs in it,
+and the last subject crashes the oldest kernel on purpose, so the crash handling is
+proven without an extra boot. Kernels: EBPF_HARNESS_TEST_KERNELS (default 5.10 and the
+newest line, 7.3).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_config
+from harness.report.progress import Progress
+from harness.report.terminal import render_matrix
+from harness.results import Report
+from harness.session import (
+    execute,
+    prepare_kernels,
+    subject_for_command,
+    subjects_for_paths,
+    subjects_for_suite,
+)
+
+pytestmark = pytest.mark.vm
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+KERNELS = os.environ.get("EBPF_HARNESS_TEST_KERNELS", "5.10,7.3")
+SUITE = ",".join([
+    "observability/exec_trace",
+    "observability/exec_count_bcc",
+    "observability/bpf_loop_demo",
+    "security/lsm_file_open",
+    "networking/xdp_drop_udp",
+])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    cfg = load_config()
+    progress = Progress()
+    kernels = prepare_kernels(KERNELS, cfg, progress)
+    oldest = min(kernels, key=lambda k: k.version)
+    subjects = subjects_for_paths([str(DATA / "features.bpf.c"), str(DATA / "broken.bpf.c")],
+                                  kernels, cfg)
+    subjects += subjects_for_suite(SUITE, kernels, cfg)
+    subjects.append(subject_for_command(["/usr/sbin/execsnoop"], alive=8, network=False,
+                                        timeout=120))
+    subjects.append(subject_for_command(["false"], alive=None, network=False, timeout=60))
+    crash = ["sh", "-c", f'[ "$(uname -r)" = "{oldest.release}" ] && echo c > /proc/sysrq-trigger; true']
+    subjects.append(subject_for_command(crash, alive=None, network=False, timeout=60))
+    report = execute(kernels, subjects, cfg, progress,
+                     workdir=tmp_path_factory.mktemp("vmrun"))
+    print(render_matrix(report))
+    return report, kernels, oldest
+
+
+def status(report: Report, subject: str, kernel: str) -> str:
+    cell = report.cell(subject, kernel)
+    assert cell is not None, f"no result for {subject} on {kernel}"
+    return cell.status
+
+
+def test_kernels_booted_with_their_real_release(run):
+    report, kernels, _ = run
+    assert len(report.kernels) == len(kernels) >= 2
+    for k, info in zip(kernels, report.kernels, strict=True):
+        assert info.release == k.release
+        assert info.accel in ("kvm", "tcg")
+        assert info.boot_seconds and info.boot_seconds > 0
+        assert info.features["prog_types"]["kprobe"] is True
+        assert "bpf" in info.features["lsm"]  # booted with lsm=...,bpf on every kernel
+    assert report.loaders["libbpf"].startswith("1.")
+
+
+def test_verdicts_follow_when_features_entered_the_kernel(run):
+    report, kernels, _oldest = run
+    obj = str(DATA / "features.bpf.c")
+    for k in kernels:
+        assert status(report, f"{obj}:ringbuf_prog", k.id) == "pass"  # 5.8
+        assert status(report, f"{obj}:xdp_prog", k.id) == "pass"
+        loop = report.cell(f"{obj}:loop_prog", k.id)
+        if (k.version.major, k.version.minor) >= (5, 17):
+            assert loop.status == "pass", loop.detail
+            assert loop.verifier.insns_processed and loop.verifier.insns_processed > 0
+        else:
+            assert loop.status == "reject", loop.detail
+            assert loop.detail.startswith("verifier:") and loop.verifier.log
+
+
+def test_compile_error_is_reported_per_kernel(run):
+    report, kernels, _ = run
+    for k in kernels:
+        cell = report.cell(str(DATA / "broken.bpf.c"), k.id)
+        assert (cell.status, cell.stage) == ("fail", "compile")
+        assert "undefined_symbol" in cell.detail
+
+
+def test_bundled_programs_behave(run):
+    report, kernels, oldest = run
+    for k in kernels:
+        for subject in SUITE.split(","):
+            cell = report.cell(subject, k.id)
+            assert cell is not None, subject
+            if k is oldest and cell.status == "crash":
+                pytest.fail(f"{subject} crashed on {k.id}: {cell.detail}")
+            assert cell.meets_expectation, f"{subject} on {k.id}: {cell.status} {cell.detail}"
+    assert status(report, "observability/bpf_loop_demo", oldest.id) == "skip"
+
+
+def test_commands_alive_and_failing(run):
+    report, kernels, _ = run
+    for k in kernels:
+        alive = report.cell("/usr/sbin/execsnoop", k.id)
+        assert alive.status == "pass" and "still running" in alive.detail
+        assert status(report, "false", k.id) == "fail"
+
+
+def test_a_crash_costs_only_its_own_kernel(run):
+    report, kernels, oldest = run
+    crash_subject = report.subjects()[-1]
+    for k in kernels:
+        cell = report.cell(crash_subject, k.id)
+        if k is oldest:
+            assert cell.status == "crash" and "Kernel panic" in cell.detail
+            assert "sysrq" in cell.console
+        else:
+            assert cell.status == "pass"
+
+
+def test_json_round_trip(run, tmp_path):
+    report, _, _ = run
+    report.write(tmp_path / "r.json")
+    assert Report.read(tmp_path / "r.json").to_dict() == report.to_dict()
