@@ -186,6 +186,9 @@ def run_one(
         "kernel_id": kernel.id,
         "results": str(events_path),
         "check_timeout": config.check_timeout,
+        # a VM's guest is set up by the agent (bpffs, ...); the local backend's "guest"
+        # is this machine, which is left alone
+        "setup": backend.name != "local",
         "tasks": [dict(s.task, subject=s.id) for s in subjects if s.compile_error is None],
     }
     job_path = rundir / "job.json"

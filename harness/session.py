@@ -29,7 +29,8 @@ def prepare_kernels(ids: str | None, config: Config, progress: Progress) -> list
     reqs = parse_kernel_ids(ids or "default", catalog)
     out = []
     for req in reqs:
-        progress.kernel(req.id, "fetch", "resolving in the signed archive index")
+        if req.kind != "local":
+            progress.kernel(req.id, "fetch", "resolving in the signed archive index")
         k = prepare(req, catalog, config, progress=progress.download)
         progress.kernel(req.id, "ready", f"{k.release} ({k.origin})")
         out.append(k)

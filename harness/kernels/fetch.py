@@ -333,12 +333,13 @@ def prepare_local(req: KernelRequest) -> KernelSpec:
                 "build the kernel first (make bzImage) or give the image file"
             )
         rel = bzimage_release(image.read_bytes())
-        return KernelSpec(req.id, rel, KernelVersion.parse(rel), image, None, p, None, "local")
+        # a local kernel is named by its release: a path makes a poor column or test id
+        return KernelSpec(rel, rel, KernelVersion.parse(rel), image, None, p, None, f"local:{p}")
     rel = bzimage_release(p.read_bytes())
     root = p.parent.parent if p.parent.name == "boot" else None
     if root is not None and not (root / "lib" / "modules" / rel).is_dir():
         root = None
-    return KernelSpec(req.id, rel, KernelVersion.parse(rel), p, root, None, None, "local")
+    return KernelSpec(rel, rel, KernelVersion.parse(rel), p, root, None, None, f"local:{p}")
 
 
 def installed_trees(config: Config) -> list[dict]:

@@ -142,3 +142,31 @@ class FakeBackend:
             for ev in events:
                 fh.write(json.dumps(ev) + "\n")
         return VMOutcome(255, self.seconds, argv=["fake", req.kernel_id])
+
+
+class LocalBackend:
+    """Runs the guest command directly on this machine, without a VM.
+
+    For fast tests of everything around the VM (the agent's protocol, the pytest plugin's
+    replay): the "guest" is the host's own kernel. Never used for a real verdict.
+    """
+
+    name = "local"
+
+    def run(self, req: VMRequest) -> VMOutcome:
+        t0 = time.monotonic()
+        with open(req.console_path, "wb") as console:
+            proc = subprocess.Popen(list(req.command), stdout=console, stderr=subprocess.STDOUT,
+                                    cwd=req.rundir, start_new_session=True)
+            LIVE.add(proc)
+            try:
+                rc = proc.wait(timeout=req.timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+                rc = proc.wait()
+                timed_out = True
+            finally:
+                LIVE.discard(proc)
+        return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out,
+                         argv=list(req.command))

@@ -1,0 +1,257 @@
+"""Fixtures for tests that run inside a kernel: kernel, bpf, netns, trigger."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..versions import KernelVersion
+
+
+@dataclass(frozen=True)
+class KernelFixture:
+    """The kernel a test runs in. ``version`` compares as a version."""
+
+    id: str
+    release: str
+    version: KernelVersion
+    accel: str = ""
+    features: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def has_prog_type(self, name: str) -> bool:
+        return bool(self.features.get("prog_types", {}).get(name))
+
+    def has_map_type(self, name: str) -> bool:
+        return bool(self.features.get("map_types", {}).get(name))
+
+    def has_helper(self, name: str, prog_type: str = "kprobe") -> bool:
+        return name in self.features.get("helpers", {}).get(prog_type, [])
+
+
+def _guest(request: pytest.FixtureRequest):
+    gs = request.config.pluginmanager.get_plugin("ebpf-harness-guest")
+    if gs is None:
+        pytest.fail("this fixture works inside a kernel: run pytest with --kernels IDS "
+                    "(e.g. --kernels 6.12) so that the test runs in a VM", pytrace=False)
+    return gs
+
+
+@pytest.fixture
+def kernel(request: pytest.FixtureRequest) -> KernelFixture:
+    return _guest(request).kernel_fixture()
+
+
+class LoadedObject:
+    """A loaded BPF object: programs[name] and maps[name], released after the test."""
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+        self.programs = obj.programs
+        self.maps = obj.maps
+
+    def ringbuf(self, name: str):
+        return self._obj.ringbuf(name)
+
+    def close(self) -> None:
+        self._obj.close()
+
+
+class Bpf:
+    """``bpf.load("x.bpf.o")`` / ``bpf.compile("x.bpf.c")`` inside the guest."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._objects: list[LoadedObject] = []
+
+    def _path(self, p: str | os.PathLike[str]) -> Path:
+        path = Path(p)
+        return path if path.is_absolute() else self.base / path
+
+    def load(self, path: str | os.PathLike[str], attach: bool = False) -> LoadedObject:
+        from ..guest import libbpf
+
+        obj = libbpf.BpfObject(str(self._path(path)))
+        lo = LoadedObject(obj)
+        self._objects.append(lo)
+        for p in obj.programs.values():
+            p.set_log(1 | 4, 4 << 20)
+        try:
+            obj.load()
+        except libbpf.StageError as e:
+            logs = "\n".join(p.read_log()[-3000:] for p in obj.programs.values())
+            pytest.fail(f"kernel {os.uname().release} rejected {path}: {e.detail}\n{logs}",
+                        pytrace=False)
+        if attach:
+            for p in obj.programs.values():
+                p.attach()
+        return lo
+
+    def compile(self, source: str | os.PathLike[str], attach: bool = False) -> LoadedObject:
+        """Compile against this kernel's own BTF (bpftool + clang run in the guest)."""
+        src = self._path(source)
+        work = Path("/tmp/ebpf-harness-build")
+        work.mkdir(parents=True, exist_ok=True)
+        vmlinux_h = work / "vmlinux.h"
+        if not vmlinux_h.exists():
+            out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
+                                  "format", "c"], capture_output=True, check=True)
+            vmlinux_h.write_bytes(out.stdout)
+        digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+        obj = work / f"{src.stem}-{digest}.o"
+        if not obj.exists():
+            proc = subprocess.run(
+                ["clang", "-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-I", str(work),
+                 "-I", str(src.parent), "-idirafter", "/usr/include/x86_64-linux-gnu",
+                 "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                pytest.fail(f"{src.name} does not compile:\n{proc.stderr[-3000:]}", pytrace=False)
+        return self.load(obj, attach=attach)
+
+    def close(self) -> None:
+        for o in self._objects:
+            o.close()
+        self._objects.clear()
+
+
+@pytest.fixture
+def bpf(request: pytest.FixtureRequest) -> Iterator[Bpf]:
+    _guest(request)
+    b = Bpf(Path(request.path).parent)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+class NetNS:
+    """Network namespaces and veth pairs made with pyroute2, all removed afterwards."""
+
+    def __init__(self) -> None:
+        self.namespaces: list[str] = []
+        self.links: list[str] = []
+        self._n = 0
+
+    def _name(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{os.getpid() % 10000}x{self._n}"
+
+    def create(self) -> str:
+        from pyroute2 import netns as pnetns
+
+        name = self._name("ehns")
+        pnetns.create(name)
+        self.namespaces.append(name)
+        return name
+
+    def veth_pair(self, ns: str | None = None, addr: str = "10.200.1.1/24",
+                  peer_addr: str = "10.200.1.2/24") -> tuple[str, str]:
+        """A veth pair, one end here and (optionally) the peer moved into ns; both up."""
+        from pyroute2 import IPRoute
+        from pyroute2 import NetNS as PNetNS
+
+        a, b = self._name("eh"), self._name("ep")
+        with IPRoute() as ip:
+            ip.link("add", ifname=a, kind="veth", peer=b)
+            self.links.append(a)
+            ia = ip.link_lookup(ifname=a)[0]
+            ib = ip.link_lookup(ifname=b)[0]
+            addr_ip, addr_len = addr.split("/")
+            ip.addr("add", index=ia, address=addr_ip, prefixlen=int(addr_len))
+            ip.link("set", index=ia, state="up")
+            if ns:
+                ip.link("set", index=ib, net_ns_fd=ns)
+        if ns:
+            with PNetNS(ns) as nsip:
+                ib = nsip.link_lookup(ifname=b)[0]
+                p_ip, p_len = peer_addr.split("/")
+                nsip.addr("add", index=ib, address=p_ip, prefixlen=int(p_len))
+                nsip.link("set", index=ib, state="up")
+                lo = nsip.link_lookup(ifname="lo")[0]
+                nsip.link("set", index=lo, state="up")
+        return a, b
+
+    def run(self, ns: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True,
+                              text=True, timeout=timeout)
+
+    def close(self) -> None:
+        from pyroute2 import IPRoute
+        from pyroute2 import netns as pnetns
+
+        with IPRoute() as ip:
+            for link in self.links:
+                idx = ip.link_lookup(ifname=link)
+                if idx:
+                    ip.link("del", index=idx[0])
+        for ns in self.namespaces:
+            pnetns.remove(ns)
+        self.links.clear()
+        self.namespaces.clear()
+
+
+@pytest.fixture
+def netns(request: pytest.FixtureRequest) -> Iterator[NetNS]:
+    _guest(request)
+    n = NetNS()
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+class Trigger:
+    """Cause the events probes look for, without boilerplate."""
+
+    @staticmethod
+    def run(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+    @staticmethod
+    def open_file(path: str | os.PathLike[str], create: bool = True) -> int:
+        """Open (and close) a file; return the errno (0 on success)."""
+        try:
+            flags = os.O_RDONLY | (os.O_CREAT if create else 0)
+            os.close(os.open(path, flags, 0o600))
+            return 0
+        except OSError as e:
+            return e.errno or -1
+
+    @staticmethod
+    def connect(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
+        """Try a TCP connection; True when it was accepted."""
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def listen(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(16)
+        return s
+
+    @staticmethod
+    def wait_until(cond, timeout: float = 5.0, every: float = 0.05) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return True
+            time.sleep(every)
+        return bool(cond())
+
+
+@pytest.fixture
+def trigger() -> Trigger:
+    return Trigger()

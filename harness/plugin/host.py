@@ -1,0 +1,211 @@
+"""The plugin's host side: one VM per kernel, the guest's reports replayed locally."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..config import load_config
+from ..errors import HarnessError
+from ..kernels.model import KernelSpec
+from ..report.progress import Progress
+from ..results import KernelInfo, Report, Result
+from ..runner import KernelRun, Subject, new_workdir, run_one
+from ..session import prepare_kernels
+from ..vm.accel import choose_accel
+from ..vm.backend import LocalBackend, VngBackend
+from ..vm.console import find_crash
+from .selection import KernelRef
+
+KID = "ebpf_kernel"
+
+
+def base_nodeid(nodeid: str, kid: str) -> str:
+    """'t.py::test_x[a-6.12]' -> 't.py::test_x[a]'; 't.py::test_x[6.12]' -> 't.py::test_x'."""
+    nodeid = nodeid.split("@kernel-", 1)[0]
+    m = re.match(r"^(.*)\[(.*)\]$", nodeid)
+    if not m:
+        return nodeid
+    params = m.group(2)
+    if params == kid:
+        return m.group(1)
+    if params.endswith("-" + kid):
+        return f"{m.group(1)}[{params[: -len(kid) - 1]}]"
+    return nodeid
+
+
+def failure_line(longrepr: str) -> str:
+    """The line of a failure that says what went wrong: pytest's first 'E' line."""
+    lines = longrepr.strip().splitlines()
+    for ln in lines:
+        if ln.startswith("E "):
+            return ln[1:].strip()[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def outcome_status(outcome: str, when: str, longrepr: str) -> tuple[str, str]:
+    if outcome == "passed":
+        return "pass", "behavior"
+    if outcome == "skipped":
+        return "skip", "run"
+    if longrepr.startswith("kernel crashed"):
+        return "crash", "run"
+    if longrepr.startswith("VM timed out"):
+        return "timeout", "run"
+    return "fail", "behavior" if when == "call" else "run"
+
+
+class HostSide:
+    def __init__(self, config: pytest.Config, ids: str) -> None:
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        accel = config.getoption("ebpf_accel")
+        self.cfg = load_config(Path(config.rootpath)).with_overrides(accel=accel)
+        progress = Progress(quiet=self.is_worker)
+        try:
+            self.kernels: list[KernelSpec] = prepare_kernels(ids, self.cfg, progress)
+        except HarnessError as e:
+            raise pytest.UsageError(f"ebpf-harness: {e}") from e
+        self.refs = [KernelRef(k.id, k.release, k.version) for k in self.kernels]
+        self.by_id = {k.id: k for k in self.kernels}
+        self.reports: dict[str, list[pytest.TestReport]] = {}
+        self.runs: dict[str, KernelRun] = {}
+        self.failures: dict[str, str] = {}
+        self.results: list[Result] = []
+        self.infos: dict[str, KernelInfo] = {}
+        self._workdir: Path | None = None
+
+    # -- running a kernel's tests in its VM ----------------------------------------------
+    def _run_kernel(self, kid: str, session: pytest.Session) -> None:
+        from . import guest_nodeid, kernel_id_of
+
+        kernel = self.by_id[kid]
+        items = [it for it in session.items
+                 if kernel_id_of(it) == kid and it.get_closest_marker("skip") is None]
+        if self._workdir is None:
+            self._workdir = new_workdir(self.cfg)
+        rundir = self._workdir / f"pytest-{kid.replace('/', '_')}"
+        rundir.mkdir(parents=True, exist_ok=True)
+        # the VM's one writable directory is made (afresh) by run_one under rundir/vm
+        reports_path = rundir / "vm" / kid.replace("/", "_") / "reports.jsonl"
+        accel = choose_accel(self.cfg.accel)
+        guest = {"kernel": {"id": kid, "release": kernel.release, "version": str(kernel.version),
+                            "accel": accel}, "reports": str(reports_path)}
+        (rundir / "guest.json").write_text(json.dumps(guest))
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                "-o", "addopts=", "--rootdir", str(self.config.rootpath),
+                "--ebpf-guest", str(rundir / "guest.json"), "-q",
+                *[guest_nodeid(it) for it in items]]
+        task = {"kind": "command", "argv": argv, "cwd": str(self.config.invocation_params.dir),
+                "command_timeout": self.cfg.vm_timeout, "timeout": self.cfg.vm_timeout + 30,
+                "env": {"PYTHONDONTWRITEBYTECODE": "1"}}
+        subject = Subject(f"pytest ({len(items)} tests)", task)
+        progress = Progress(quiet=False)
+
+        def notify(kernel_id: str, phase: str, detail: str) -> None:
+            if phase == "boot":
+                progress.note(f"ebpf-harness: booting {kernel_id} for {len(items)} test(s)")
+        backend = LocalBackend() if self.config.getoption("ebpf_backend") == "local" else VngBackend()
+        run = run_one(kernel, [subject], self.cfg, backend, rundir / "vm", notify,
+                      accel) if items else None
+        if run is None:
+            return
+        self.runs[kid] = run
+        self.infos[kid] = run.info
+        why = self._why_missing(run)
+        for line in (reports_path.read_text().splitlines() if reports_path.exists() else []):
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if ev.get("type") == "report":
+                rep = self.config.hook.pytest_report_from_serializable(config=self.config,
+                                                                      data=ev["data"])
+                self.reports.setdefault(rep.nodeid, []).append(rep)
+            elif ev.get("type") == "collect-error":
+                why = f"collection failed inside kernel {kid}: {ev['longrepr']}"
+        for it in items:
+            if guest_nodeid(it) not in self.reports:
+                self.failures[guest_nodeid(it)] = why
+
+    def _why_missing(self, run: KernelRun) -> str:
+        r = run.results[0] if run.results else None
+        console = run.console_path.read_text(errors="replace") if run.console_path and \
+            run.console_path.exists() else ""
+        crash = find_crash(console)
+        if crash or (r and r.status == "crash"):
+            return f"kernel crashed in {run.kernel.id} before this test finished:\n{crash or r.console}"
+        if r and r.status == "timeout":
+            return f"VM timed out in {run.kernel.id}: {r.detail}"
+        detail = (r.detail + "\n" + r.output) if r else "no result"
+        return f"the test did not run inside kernel {run.kernel.id}: {detail}"
+
+    # -- replaying --------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        from . import guest_nodeid, kernel_id_of
+
+        kid = kernel_id_of(item)
+        if kid is None or kid not in self.by_id or item.get_closest_marker("skip") is not None:
+            return None
+        if kid not in self.runs:
+            self._run_kernel(kid, item.session)
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reps = self.reports.get(guest_nodeid(item))
+        if not reps:
+            msg = self.failures.get(guest_nodeid(item), f"no report from kernel {kid}")
+            if msg.startswith("kernel crashed"):
+                msg = "kernel crashed" + msg[len("kernel crashed"):]
+            reps = [pytest.TestReport(item.nodeid, item.location, {}, "failed", msg, "call",
+                                      [], 0.0)]
+        for rep in reps:
+            rep.nodeid = item.nodeid
+            if (KID, kid) not in rep.user_properties:
+                rep.user_properties.append((KID, kid))
+            ihook.pytest_runtest_logreport(report=rep)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    # -- the results model -----------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        kid = next((v for k, v in report.user_properties if k == KID), None)
+        if kid is None:
+            return
+        if report.when != "call" and not (report.failed or report.skipped):
+            return
+        longrepr = str(report.longrepr) if report.longrepr else ""
+        status, stage = outcome_status(report.outcome, report.when, longrepr)
+        detail = failure_line(longrepr)
+        if report.skipped and isinstance(report.longrepr, tuple):
+            detail = str(report.longrepr[2])
+        self.results.append(Result(base_nodeid(report.nodeid, kid), kid, status, stage, detail,
+                                   duration=report.duration, output=longrepr[-4000:]))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        path = self.config.getoption("ebpf_json")
+        if not path or self.is_worker:
+            return
+        report = Report(command=["pytest", *self.config.invocation_params.args])
+        for k in self.kernels:
+            info = self.infos.get(k.id) or KernelInfo(k.id, k.release, str(k.version), k.origin)
+            report.kernels.append(info)
+        report.results = self.results
+        report.write(Path(path))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker:
+            return
+        path = self.config.getoption("ebpf_json")
+        kernels = ", ".join(f"{k.id}={k.release}" for k in self.kernels)
+        line = f"ebpf-harness: kernels {kernels}"
+        if path:
+            line += f"; results model written to {path}"
+        terminalreporter.write_line(line)

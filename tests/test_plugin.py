@@ -1,0 +1,140 @@
+"""The pytest plugin with pytester. The 'local' backend runs the guest side on this
+machine instead of a VM, so these tests are fast; tests/vm proves the real thing."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def bzimage(path: Path, release: str) -> Path:
+    data = bytearray(0x1000)
+    data[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", data, 0x20E, 0x400)
+    s = f"{release} (builder@host) #1 SMP".encode() + b"\0"
+    data[0x600 : 0x600 + len(s)] = s
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def kernels(pytester: pytest.Pytester) -> str:
+    a = bzimage(pytester.path / "bzA", "5.10.0-t")
+    b = bzimage(pytester.path / "bzB", "6.12.0-t")
+    return f"{a},{b}"
+
+
+def run(pytester: pytest.Pytester, kernels: str, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("--kernels", kernels, "--ebpf-backend", "local",
+                                         "-p", "no:cacheprovider", *args)
+
+
+SAMPLE = """
+import os
+import pytest
+
+def test_plain():
+    assert True
+
+def test_kernel(kernel):
+    assert kernel.version.major >= 5
+    print("KERNEL", kernel.id)
+
+@pytest.mark.kernels(">=6.1", "<7.0")
+def test_ranged():
+    pass
+
+@pytest.mark.min_kernel("6.1", feature="bpf_magic")
+def test_min(kernel):
+    value = 1
+    assert value == 2, "magic is missing"
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_param(kernel, n):
+    assert n
+"""
+
+
+def test_inert_without_kernels(pytester: pytest.Pytester):
+    pytester.makepyfile(test_a="def test_a():\n    assert True\n")
+    r = pytester.runpytest_subprocess("-v")
+    r.assert_outcomes(passed=1)
+    assert "ebpf-harness: kernels" not in r.stdout.str()  # no summary line, no VM
+
+
+def test_kernel_fixture_without_kernels_says_what_to_do(pytester: pytest.Pytester):
+    pytester.makepyfile(test_a="def test_a(kernel):\n    pass\n")
+    r = pytester.runpytest_subprocess()
+    r.assert_outcomes(errors=1)
+    r.stdout.fnmatch_lines(["*run pytest with --kernels*"])
+
+
+def test_parametrization_markers_and_ids(pytester: pytest.Pytester, kernels: str):
+    pytester.makepyfile(test_s=SAMPLE)
+    r = run(pytester, kernels, "-v", "-rA")
+    r.stdout.fnmatch_lines([
+        "*test_kernel[[]5.10.0-t[]] PASSED*",
+        "*test_kernel[[]6.12.0-t[]] PASSED*",
+        "*test_param[[]1-5.10.0-t[]] PASSED*",  # the kernel id comes last
+    ])
+    out = r.stdout.str()
+    assert "test_ranged[6.12.0-t]" in out and "test_ranged[5.10.0-t]" not in out
+    # below the minimum: a skip naming the feature; at or above it: a real failure
+    assert "SKIPPED" in out and "needs bpf_magic (>= 6.1)" in out
+    r.stdout.fnmatch_lines(["*FAILED*test_min[[]6.12.0-t[]]*"])
+    # the assertion was rewritten in the guest and its message came back
+    r.stdout.fnmatch_lines(["*AssertionError: magic is missing*", "*assert 1 == 2*"])
+    r.stdout.fnmatch_lines(["*KERNEL 5.10.0-t*"])  # captured stdout of the guest body
+    r.assert_outcomes(passed=8, failed=1, skipped=1)
+
+
+def test_k_selection_and_exitfirst(pytester: pytest.Pytester, kernels: str):
+    pytester.makepyfile(test_s=SAMPLE)
+    r = run(pytester, kernels, "-k", "test_kernel")
+    r.assert_outcomes(passed=2)
+    r = run(pytester, kernels, "-x", "-k", "test_min")
+    r.assert_outcomes(failed=1, skipped=1)
+
+
+def test_results_model_and_junit(pytester: pytest.Pytester, kernels: str):
+    pytester.makepyfile(test_s=SAMPLE)
+    out = pytester.path / "r.json"
+    junit = pytester.path / "j.xml"
+    run(pytester, kernels, "--ebpf-json", str(out), "--junitxml", str(junit))
+    d = json.loads(out.read_text())
+    assert d["schema_version"] == 1
+    cells = {(r["subject"], r["kernel"]): r for r in d["results"]}
+    assert cells[("test_s.py::test_min", "5.10.0-t")]["status"] == "skip"
+    fail = cells[("test_s.py::test_min", "6.12.0-t")]
+    assert fail["status"] == "fail" and "magic is missing" in fail["detail"]
+    assert cells[("test_s.py::test_param[2]", "6.12.0-t")]["status"] == "pass"
+    assert ("test_s.py::test_plain", "5.10.0-t") not in cells  # not a kernel test
+    assert sorted(k["id"] for k in d["kernels"]) == ["5.10.0-t", "6.12.0-t"]
+    xml = junit.read_text()
+    assert 'name="test_kernel[5.10.0-t]"' in xml and 'name="test_kernel[6.12.0-t]"' in xml
+
+
+def test_xdist_keeps_each_kernel_on_one_worker(pytester: pytest.Pytester, kernels: str):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_s=SAMPLE)
+    out = pytester.path / "r.json"
+    r = run(pytester, kernels, "-n", "2", "-v", "--ebpf-json", str(out))
+    r.assert_outcomes(passed=8, failed=1, skipped=1)
+    # one guest session per kernel, not one per worker and kernel
+    runs = sorted(Path(pytester.path).rglob("reports.jsonl"))
+    assert len(runs) == 2, runs
+    # the controller writes the results model, with plain subjects
+    subjects = {r["subject"] for r in json.loads(out.read_text())["results"]}
+    assert "test_s.py::test_kernel" in subjects and not any("@" in s for s in subjects)
+
+
+def test_unknown_kernel_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makepyfile(test_a="def test_a(kernel):\n    pass\n")
+    r = pytester.runpytest_subprocess("--kernels", "4.19")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["*unknown kernel '4.19'*"])
