@@ -109,3 +109,35 @@ def test_run_kernels_with_fake_backend_one_vm_per_kernel(tmp_path):
     assert '"subject": "a"' in job
     report = Report(kernels=[r.info for r in runs], results=[x for r in runs for x in r.results])
     assert report.ok
+
+
+def test_pruning_keeps_run_directories_in_use(tmp_path):
+    import subprocess
+    import sys
+
+    from harness.runner import new_workdir
+
+    code = ("import sys, time; from pathlib import Path; from harness.config import Config; "
+            "from harness.runner import new_workdir; "
+            "d = new_workdir(Config(cache_dir=Path(sys.argv[1]))); print(d, flush=True); "
+            "time.sleep(float(sys.argv[2]))")
+
+    def start(seconds: float) -> tuple[subprocess.Popen, Path]:
+        p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(seconds)],
+                             stdout=subprocess.PIPE, text=True)
+        return p, Path(p.stdout.readline().strip())
+
+    busy, busy_dir = start(60)
+    try:
+        finished = []
+        for _ in range(3):
+            p, d = start(0)
+            p.wait()
+            finished.append(d)
+        mine = new_workdir(Config(cache_dir=tmp_path), keep=1)
+        left = set((tmp_path / "runs").iterdir())
+        # finished runs are pruned; a run still going is never pruned under its feet
+        assert left == {busy_dir, mine}
+    finally:
+        busy.kill()
+        busy.wait()
