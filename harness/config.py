@@ -10,7 +10,7 @@ Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
 - ``accel``            auto | kvm | tcg
 - ``jobs``             kernels booted in parallel
 - ``memory``           guest memory, e.g. 2G
-- ``vm_timeout``       seconds one VM may run
+- ``vm_timeout``       seconds one VM may run (default: 300 + the checks' own timeouts)
 - ``check_timeout``    seconds one check may run inside the guest
 """
 
@@ -43,8 +43,8 @@ class Config:
     jobs: int = 1
     memory: str = "2G"
     cpus: int = 2
-    vm_timeout: float = 900.0
-    check_timeout: float = 120.0
+    vm_timeout: float = 0.0  # 0: boot allowance plus the sum of the checks' timeouts
+    check_timeout: float = 180.0
     index_max_age: float = 6 * 3600.0
 
     def with_overrides(self, **kw: Any) -> Config:

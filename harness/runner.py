@@ -162,6 +162,14 @@ def collect(
     return info, results
 
 
+BOOT_ALLOWANCE = 300.0  # seconds for boot and the feature probe under TCG
+
+
+def vm_budget(tasks: list[dict], check_timeout: float) -> float:
+    """How long a VM may run: the boot allowance plus every task's own time limit."""
+    return BOOT_ALLOWANCE + sum(float(t.get("timeout", check_timeout)) for t in tasks)
+
+
 def guest_command(job_path: Path, guest_python: str = GUEST_PYTHON) -> list[str]:
     python = guest_python if Path(guest_python).exists() else sys.executable
     return ["env", f"PYTHONPATH={PACKAGE_PARENT}", "PYTHONDONTWRITEBYTECODE=1", python,
@@ -196,6 +204,7 @@ def run_one(
     job_path = rundir / "job.json"
     job_path.write_text(json.dumps(job, indent=1))
     network = any(s.network for s in subjects)
+    vm_timeout = config.vm_timeout or vm_budget(job["tasks"], config.check_timeout)
     append: list[str] = []
     for s in subjects:
         append += [p for p in s.boot_params if p not in append]
@@ -205,7 +214,7 @@ def run_one(
         events_path.unlink(missing_ok=True)
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(guest_command(job_path)),
                         accel=attempt_accel, memory=config.memory, cpus=config.cpus,
-                        network=network, timeout=config.vm_timeout, append=tuple(append))
+                        network=network, timeout=vm_timeout, append=tuple(append))
         outcome = backend.run(req)
         events = read_events(events_path)
         accel = attempt_accel

@@ -30,7 +30,7 @@ class GuestSide:
         if self._fixture is None:
             from ..guest import libbpf
 
-            features = libbpf.probe_features(("kprobe", "tracepoint", "xdp"))
+            features = libbpf.probe_features(("kprobe",))
             self._fixture = KernelFixture(self.ref.id, os.uname().release, self.ref.version,
                                           self.accel, features)
         return self._fixture

@@ -101,8 +101,9 @@ class HostSide:
                 "-o", "addopts=", "--rootdir", str(self.config.rootpath),
                 "--ebpf-guest", str(rundir / "guest.json"), "-q",
                 *[guest_nodeid(it) for it in items]]
+        limit = self.cfg.vm_timeout or 300 + 120 * len(items)
         task = {"kind": "command", "argv": argv, "cwd": str(self.config.invocation_params.dir),
-                "command_timeout": self.cfg.vm_timeout, "timeout": self.cfg.vm_timeout + 30,
+                "command_timeout": limit, "timeout": limit + 30,
                 "env": {"PYTHONDONTWRITEBYTECODE": "1"}}
         subject = Subject(f"pytest ({len(items)} tests)", task)
         progress = Progress(quiet=False)

@@ -1,0 +1,101 @@
+"""The pytest plugin on real kernels: a user's test file, unknown to the harness, runs
+with `pytest --kernels A,B`; bodies run in the guest, failures come back rewritten, and a
+test that crashes one kernel leaves the other kernel's results intact."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.build.compile import compile_bpf
+from harness.config import load_config
+from harness.report.progress import Progress
+from harness.session import _vmlinux_for, prepare_kernels
+
+pytestmark = pytest.mark.vm
+pytest_plugins = ["pytester"]
+
+KERNELS = os.environ.get("EBPF_HARNESS_TEST_KERNELS", "5.10,7.3")
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+USER_TESTS = '''
+import os
+import struct
+
+OBJ = {obj!r}
+
+
+def test_body_runs_in_the_guest(kernel):
+    assert os.uname().release == kernel.release
+    assert kernel.has_prog_type("kprobe")
+
+
+def test_failure_comes_back_rewritten(kernel):
+    major = kernel.version.major
+    assert major == 99, "deliberate failure"
+
+
+def test_bpf_fixture_ring_buffer(kernel, bpf):
+    obj = bpf.load(OBJ, attach=True)
+    rb = obj.ringbuf("events")
+    me = os.getpid()
+    seen = []
+    for _ in range(20):
+        seen += [struct.unpack_from("<I", e)[0] for e in rb.poll(0.2)]
+        if me in seen:
+            break
+    assert me in seen
+
+
+def test_zz_crash_on_the_oldest(kernel):
+    if kernel.release == {oldest!r}:
+        with open("/proc/sysrq-trigger", "w") as f:
+            f.write("c")
+
+
+def test_zzz_after_the_crash(kernel):
+    pass
+'''
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = load_config()
+    kernels = prepare_kernels(KERNELS, cfg, Progress())
+    obj = compile_bpf(DATA / "getpid_events.bpf.c", cfg.cache_dir / "objects",
+                      _vmlinux_for(kernels, cfg))
+    return kernels, obj
+
+
+def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeypatch):
+    kernels, obj = setup
+    oldest = min(kernels, key=lambda k: k.version)
+    newest = max(kernels, key=lambda k: k.version)
+    # pytester moves HOME; keep the kernel cache where the kernels already are
+    monkeypatch.setenv("XDG_CACHE_HOME", str(load_config().cache_dir.parent))
+    pytester.makepyfile(test_user=USER_TESTS.format(obj=str(obj), oldest=oldest.release))
+    out = pytester.path / "r.json"
+    r = pytester.runpytest_subprocess("--kernels", KERNELS, "-v", "-rA", "--ebpf-json", str(out),
+                                      timeout=1800)
+    text = r.stdout.str()
+    print(text)
+    for k in (oldest.id, newest.id):
+        assert f"test_body_runs_in_the_guest[{k}] PASSED" in text
+        assert f"test_bpf_fixture_ring_buffer[{k}] PASSED" in text
+        assert f"test_failure_comes_back_rewritten[{k}] FAILED" in text
+    # the assertion was rewritten inside the guest; its message reached the host
+    r.stdout.fnmatch_lines(["*AssertionError: deliberate failure*", "*assert * == 99*"])
+    # the crash fails only the oldest kernel's remaining tests, with the console excerpt
+    assert f"test_zz_crash_on_the_oldest[{oldest.id}] FAILED" in text
+    assert f"test_zzz_after_the_crash[{oldest.id}] FAILED" in text
+    assert "Kernel panic" in text
+    assert f"test_zz_crash_on_the_oldest[{newest.id}] PASSED" in text
+    assert f"test_zzz_after_the_crash[{newest.id}] PASSED" in text
+    r.assert_outcomes(passed=6, failed=4)
+    import json
+
+    cells = {(x["subject"], x["kernel"]): x["status"] for x in json.loads(out.read_text())["results"]}
+    assert cells[("test_user.py::test_zzz_after_the_crash", oldest.id)] == "crash"
+    assert cells[("test_user.py::test_zzz_after_the_crash", newest.id)] == "pass"
