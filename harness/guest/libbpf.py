@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 _lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -47,6 +49,7 @@ prog_attach = _fn("bpf_program__attach", c_void_p, c_void_p)
 prog_attach_xdp = _fn("bpf_program__attach_xdp", c_void_p, c_void_p, c_int)
 prog_attach_cgroup = _fn("bpf_program__attach_cgroup", c_void_p, c_void_p, c_int)
 prog_attach_netns = _fn("bpf_program__attach_netns", c_void_p, c_void_p, c_int)
+link_create = _fn("bpf_link_create", c_int, c_int, c_int, c_int, c_void_p)
 link_destroy = _fn("bpf_link__destroy", c_int, c_void_p)
 map_name = _fn("bpf_map__name", c_char_p, c_void_p)
 map_fd = _fn("bpf_map__fd", c_int, c_void_p)
@@ -66,6 +69,27 @@ probe_map_type = _fn("libbpf_probe_bpf_map_type", c_int, c_int, c_void_p)
 probe_helper = _fn("libbpf_probe_bpf_helper", c_int, c_int, c_int, c_void_p)
 prog_type_str = _fn("libbpf_bpf_prog_type_str", c_char_p, c_int)
 map_type_str = _fn("libbpf_bpf_map_type_str", c_char_p, c_int)
+
+
+class TcHook(ctypes.Structure):
+    """struct bpf_tc_hook (libbpf 0.4+): where on a device a tc program sits."""
+
+    _fields_ = [("sz", c_size_t), ("ifindex", c_int), ("attach_point", c_int),
+                ("parent", ctypes.c_uint32)]
+
+
+class TcOpts(ctypes.Structure):
+    """struct bpf_tc_opts (libbpf 0.4+): one tc filter, its handle and priority."""
+
+    _fields_ = [("sz", c_size_t), ("prog_fd", c_int), ("flags", ctypes.c_uint32),
+                ("prog_id", ctypes.c_uint32), ("handle", ctypes.c_uint32),
+                ("priority", ctypes.c_uint32)]
+
+
+tc_hook_create = _fn("bpf_tc_hook_create", c_int, ctypes.POINTER(TcHook))
+tc_hook_destroy = _fn("bpf_tc_hook_destroy", c_int, ctypes.POINTER(TcHook))
+tc_attach = _fn("bpf_tc_attach", c_int, ctypes.POINTER(TcHook), ctypes.POINTER(TcOpts))
+tc_detach = _fn("bpf_tc_detach", c_int, ctypes.POINTER(TcHook), ctypes.POINTER(TcOpts))
 _major = _fn("libbpf_major_version", ctypes.c_uint32)
 _minor = _fn("libbpf_minor_version", ctypes.c_uint32)
 _libc.vsnprintf.restype = c_int
@@ -76,6 +100,16 @@ _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
 PROG_INFO_SIZE = 232
 PROG_INFO_VERIFIED_INSNS = 216
 PROG_INFO_TYPE = 0
+
+# enum bpf_tc_attach_point in libbpf.h
+BPF_TC_INGRESS, BPF_TC_EGRESS = 1, 2
+
+# enum bpf_attach_type values that libbpf 1.1.2's headers and wrappers predate, passed
+# raw to bpf_link_create (the kernel rejects them with EINVAL where it lacks them):
+# e420bed02507 "bpf: Add fd-based tcx multi-prog infra with link support" (6.6)
+BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
+# 35dfaad7188c "netkit, bpf: Add bpf programmable net device" (6.7)
+BPF_NETKIT_PRIMARY, BPF_NETKIT_PEER = 54, 55
 
 
 def version() -> str:
@@ -222,6 +256,8 @@ class Program:
         self.log = ""
         self._logbuf: ctypes.Array | None = None
         self.links: list[int] = []
+        # attachments that are not a libbpf bpf_link: raw link fds, tc filters
+        self._undo: list[Callable[[], object]] = []
 
     @property
     def fd(self) -> int:
@@ -281,10 +317,80 @@ class Program:
     def attach_netns(self, netns_fd: int) -> int:
         return self._link(prog_attach_netns(self._ptr, netns_fd), "attach to netns")
 
+    def attach_tc(self, ifindex: int, ingress: bool = True) -> tuple[int, int]:
+        """A direct-action filter on the device's clsact qdisc (created if missing).
+
+        Returns the filter's (handle, priority). detach() removes the filter, and the
+        clsact qdisc too when this call created it.
+        """
+        where = f"tc {'ingress' if ingress else 'egress'} of ifindex {ifindex}"
+        hook = TcHook(sz=ctypes.sizeof(TcHook), ifindex=ifindex,
+                      attach_point=BPF_TC_INGRESS if ingress else BPF_TC_EGRESS)
+        messages().take()
+        rc = tc_hook_create(ctypes.byref(hook))
+        if rc not in (0, -errno.EEXIST):
+            self._raise_attach(rc, f"attach {where}: cannot create its clsact qdisc")
+        created = rc == 0
+        opts = TcOpts(sz=ctypes.sizeof(TcOpts), prog_fd=self.fd)
+        rc = tc_attach(ctypes.byref(hook), ctypes.byref(opts))
+        if rc != 0:
+            if created:
+                self._tc_destroy(ifindex)
+            self._raise_attach(rc, f"attach {where}")
+        handle, priority = opts.handle, opts.priority
+
+        def undo() -> None:
+            # bpf_tc_detach wants the filter's handle and priority and nothing else
+            gone = TcOpts(sz=ctypes.sizeof(TcOpts), handle=handle, priority=priority)
+            tc_detach(ctypes.byref(hook), ctypes.byref(gone))
+            if created:
+                self._tc_destroy(ifindex)
+
+        self._undo.append(undo)
+        return handle, priority
+
+    @staticmethod
+    def _tc_destroy(ifindex: int) -> None:
+        hook = TcHook(sz=ctypes.sizeof(TcHook), ifindex=ifindex,
+                      attach_point=BPF_TC_INGRESS | BPF_TC_EGRESS)
+        tc_hook_destroy(ctypes.byref(hook))  # the whole clsact qdisc
+
+    def attach_tcx(self, ifindex: int, ingress: bool = True) -> int:
+        """A tcx link (6.6) on the device's ingress or egress; returns the link fd."""
+        kind = BPF_TCX_INGRESS if ingress else BPF_TCX_EGRESS
+        return self._link_fd(ifindex, kind,
+                             f"attach tcx {'ingress' if ingress else 'egress'} to ifindex {ifindex}")
+
+    def attach_netkit(self, ifindex: int, peer: bool = False) -> int:
+        """A netkit link (6.7); ifindex is the primary device, peer picks its peer's side.
+
+        Returns the link fd.
+        """
+        kind = BPF_NETKIT_PEER if peer else BPF_NETKIT_PRIMARY
+        return self._link_fd(ifindex, kind,
+                             f"attach netkit {'peer' if peer else 'primary'} to ifindex {ifindex}")
+
+    def _link_fd(self, target: int, attach_type: int, what: str) -> int:
+        messages().take()
+        fd = link_create(self.fd, target, attach_type, None)
+        if fd < 0:
+            self._raise_attach(fd, what)
+        self._undo.append(lambda: os.close(fd))  # the last reference: detaches
+        return fd
+
+    @staticmethod
+    def _raise_attach(rc: int, what: str) -> NoReturn:
+        msgs = messages().take()
+        raise StageError("attach", abs(rc), f"{what}: {_errno_text(rc)}" + (
+            f"; libbpf: {msgs[-1].strip()}" if msgs else ""))
+
     def detach(self) -> None:
         for link in self.links:
             link_destroy(link)
         self.links = []
+        for undo in reversed(self._undo):
+            undo()  # where the device is already gone, so is the attachment: no error
+        self._undo = []
 
 
 class BpfObject:

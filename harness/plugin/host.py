@@ -76,6 +76,7 @@ class HostSide:
         self.reports: dict[str, list[pytest.TestReport]] = {}
         self.runs: dict[str, KernelRun] = {}
         self.failures: dict[str, str] = {}
+        self.unfinished_why: dict[str, str] = {}
         self.results: list[Result] = []
         self.infos: dict[str, KernelInfo] = {}
         self._workdir: Path | None = None
@@ -130,6 +131,7 @@ class HostSide:
                 self.reports.setdefault(rep.nodeid, []).append(rep)
             elif ev.get("type") == "collect-error":
                 why = f"collection failed inside kernel {kid}: {ev['longrepr']}"
+        self.unfinished_why[kid] = why
         for it in items:
             if guest_nodeid(it) not in self.reports:
                 self.failures[guest_nodeid(it)] = why
@@ -158,13 +160,15 @@ class HostSide:
             self._run_kernel(kid, item.session)
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        reps = self.reports.get(guest_nodeid(item))
-        if not reps:
-            msg = self.failures.get(guest_nodeid(item), f"no report from kernel {kid}")
-            if msg.startswith("kernel crashed"):
-                msg = "kernel crashed" + msg[len("kernel crashed"):]
-            reps = [pytest.TestReport(item.nodeid, item.location, {}, "failed", msg, "call",
-                                      [], 0.0)]
+        reps = list(self.reports.get(guest_nodeid(item), []))
+        phases = {r.when for r in reps}
+        if "teardown" not in phases:
+            # the guest stopped inside this test (a crash, a hang): fail the phase it was in
+            msg = self.failures.get(guest_nodeid(item)) or self.unfinished_why.get(
+                kid, f"no report from kernel {kid}")
+            when = "call" if "call" not in phases else "teardown"
+            reps.append(pytest.TestReport(item.nodeid, item.location, {}, "failed", msg, when,
+                                          [], 0.0))
         for rep in reps:
             rep.nodeid = item.nodeid
             if (KID, kid) not in rep.user_properties:

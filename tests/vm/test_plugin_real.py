@@ -94,6 +94,8 @@ def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeyp
     assert f"test_zz_crash_on_the_oldest[{newest.id}] PASSED" in text
     assert f"test_zzz_after_the_crash[{newest.id}] PASSED" in text
     r.assert_outcomes(passed=6, failed=4)
+    crashed = r.stdout.str().split(f"test_zz_crash_on_the_oldest[{oldest.id}]", 1)[1]
+    assert "kernel crashed" in crashed
     import json
 
     cells = {(x["subject"], x["kernel"]): x["status"] for x in json.loads(out.read_text())["results"]}
