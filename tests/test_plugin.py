@@ -138,3 +138,23 @@ def test_unknown_kernel_is_a_usage_error(pytester: pytest.Pytester):
     r = pytester.runpytest_subprocess("--kernels", "4.19")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["*unknown kernel '4.19'*"])
+
+
+def test_pure_helpers():
+    from harness.plugin.host import base_nodeid, failure_line, outcome_status
+    from harness.plugin.selection import KernelRef, min_kernel_decision, select
+    from harness.versions import KernelVersion
+
+    assert base_nodeid("t.py::test_x[6.12]", "6.12") == "t.py::test_x"
+    assert base_nodeid("t.py::test_x[a-6.12]", "6.12") == "t.py::test_x[a]"
+    assert base_nodeid("t.py::test_x[a-6.12]@kernel-6.12", "6.12") == "t.py::test_x[a]"
+    assert failure_line("def f():\n>   assert x\nE   assert 1 == 2\nE   +1\nt.py:3: AssertionError") \
+        == "assert 1 == 2"
+    assert outcome_status("failed", "call", "kernel crashed in 5.10 ...") == ("crash", "run")
+    assert outcome_status("failed", "setup", "boom") == ("fail", "run")
+    assert outcome_status("passed", "call", "") == ("pass", "behavior")
+    ks = [KernelRef(i, i, KernelVersion.parse(i)) for i in ("5.10", "6.1", "6.12", "7.3")]
+    assert [k.id for k in select(ks, (">=6.1", "<7.0"))] == ["6.1", "6.12"]
+    d = min_kernel_decision(ks[0], "5.17", "bpf_loop")
+    assert d.skip and "bpf_loop" in d.reason
+    assert not min_kernel_decision(ks[1], "5.17", None).skip

@@ -87,6 +87,24 @@ def kill_group(p: subprocess.Popen[bytes]) -> None:
         os.killpg(p.pid, signal.SIGKILL)
 
 
+def supervise(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, bool]:
+    """Wait for a backend's process group; kill it at the time limit, and in any case once
+    it is done, so that no child (QEMU) outlives it. Returns (exit status, timed out)."""
+    LIVE.add(proc)
+    timed_out = False
+    try:
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            rc = proc.wait()
+            timed_out = True
+    finally:
+        kill_group(proc)
+        LIVE.discard(proc)
+    return rc, timed_out
+
+
 class VngBackend:
     name = "vng"
 
@@ -104,17 +122,7 @@ class VngBackend:
                 return VMOutcome(None, 0.0, interrupted=True, argv=argv)
             proc = tools.popen(argv, stdout=console, stderr=subprocess.STDOUT, env=env,
                                cwd=req.rundir)
-            LIVE.add(proc)
-            try:
-                rc = proc.wait(timeout=req.timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                kill_group(proc)
-                rc = proc.wait()
-                timed_out = True
-            finally:
-                kill_group(proc)  # qemu children too, whatever happened
-                LIVE.discard(proc)
+            rc, timed_out = supervise(proc, req.timeout)
         return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out,
                          interrupted=LIVE.stopping.is_set(), argv=argv)
 
@@ -158,15 +166,6 @@ class LocalBackend:
         with open(req.console_path, "wb") as console:
             proc = subprocess.Popen(list(req.command), stdout=console, stderr=subprocess.STDOUT,
                                     cwd=req.rundir, start_new_session=True)
-            LIVE.add(proc)
-            try:
-                rc = proc.wait(timeout=req.timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                kill_group(proc)
-                rc = proc.wait()
-                timed_out = True
-            finally:
-                LIVE.discard(proc)
+            rc, timed_out = supervise(proc, req.timeout)
         return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out,
                          argv=list(req.command))
