@@ -1,0 +1,1 @@
+"""Building BPF objects on the host: vmlinux.h from a kernel's BTF, and clang."""

@@ -1,0 +1,55 @@
+"""clang for .bpf.c files: -target bpf -g -O2, CO-RE, against a generated vmlinux.h."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from pathlib import Path
+
+from .. import tools
+from ..errors import CompileError, ToolError
+
+ARCH = {"x86_64": "x86", "aarch64": "arm64"}.get(platform.machine(), "x86")
+MULTIARCH = f"/usr/include/{platform.machine()}-linux-gnu"
+
+
+def clang_argv(src: Path, out: Path, include_dirs: list[Path]) -> list[str]:
+    argv = ["clang", "-target", "bpf", "-g", "-O2", f"-D__TARGET_ARCH_{ARCH}",
+            "-Wall", "-Wno-unused-function", "-Wno-compare-distinct-pointer-types"]
+    for d in include_dirs:
+        argv += ["-I", str(d)]
+    argv += ["-idirafter", MULTIARCH, "-c", str(src), "-o", str(out)]
+    return argv
+
+
+def first_error(stderr: str) -> str:
+    for line in stderr.splitlines():
+        if " error: " in line or line.startswith("error:") or ": fatal error:" in line:
+            return line.strip()
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "clang failed"
+
+
+def compile_bpf(src: Path, outdir: Path, vmlinux_h: Path) -> Path:
+    """Compile src; the object is cached by the hash of source, headers and flags."""
+    src = src.resolve()
+    incs = [vmlinux_h.parent, src.parent]
+    h = hashlib.sha256()
+    for f in [src, vmlinux_h, *sorted(src.parent.glob("*.h"))]:
+        h.update(f.read_bytes())
+    h.update(" ".join(clang_argv(src, Path("x"), incs)).encode())
+    out = outdir / f"{src.name.removesuffix('.c')}-{h.hexdigest()[:12]}.o"
+    if out.exists():
+        return out
+    outdir.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part")
+    try:
+        proc = tools.run(clang_argv(src, tmp, incs), check=False, timeout=300)
+    except ToolError as e:
+        raise CompileError(f"{src}: {e}") from e
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        stderr = proc.stderr.decode(errors="replace")
+        raise CompileError(f"{src.name} does not compile: {first_error(stderr)}\n{stderr[-3000:]}")
+    tmp.replace(out)
+    return out
