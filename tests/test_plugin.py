@@ -23,7 +23,9 @@ def bzimage(path: Path, release: str) -> Path:
 
 
 @pytest.fixture
-def kernels(pytester: pytest.Pytester) -> str:
+def kernels(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> str:
+    # the harness's cache (run directories) inside this test's directory
+    monkeypatch.setenv("XDG_CACHE_HOME", str(pytester.path / "cache"))
     a = bzimage(pytester.path / "bzA", "5.10.0-t")
     b = bzimage(pytester.path / "bzB", "6.12.0-t")
     return f"{a},{b}"
