@@ -56,24 +56,28 @@ class KernelRun:
 Notify = Callable[[str, str, str], None]  # (kernel id, phase, detail)
 
 
+def _unmet(subject: Subject, kernel: KernelSpec) -> str | None:
+    return subject.decl.unmet(kernel.version, kernel.config()) if subject.decl else None
+
+
 def _expected(subject: Subject, kernel: KernelSpec) -> str:
-    return subject.decl.expected_on(kernel.version) if subject.decl else "pass"
+    return "skip" if _unmet(subject, kernel) else "pass"
 
 
 def _apply_expectation(r: Result, subject: Subject | None, kernel: KernelSpec) -> Result:
-    """Below a declared minimum a rejection is the expected skip; a pass there is news."""
+    """Where the declaration rules a kernel out, a rejection or failure is the expected
+    skip; a pass there means the declaration is wrong, and the report says so."""
     if subject is None or subject.decl is None:
         return r
-    decl = subject.decl
-    r.expected = _expected(subject, kernel)
-    if r.expected == "skip":
-        need = f"needs {decl.feature or 'a newer kernel'} (>= {decl.min_kernel.line})"
+    why = _unmet(subject, kernel)
+    r.expected = "skip" if why else "pass"
+    if why:
         if r.status in ("reject", "fail"):
-            r.detail = f"{need}; {r.status}: {r.detail}"
+            r.detail = f"{why}; {r.status}: {r.detail}"
             r.status = "skip"
         elif r.status == "pass":
-            r.detail = (f"passes below its declared minimum {decl.min_kernel.line}: the "
-                        f"declaration in {decl.id}/program.toml is wrong ({r.detail})")
+            r.detail = (f"passes although the declaration rules this kernel out ({why}): "
+                        f"fix {subject.decl.id}/program.toml ({r.detail})")
     return r
 
 

@@ -31,13 +31,25 @@ class ProgramDecl:
     upstream: str
     boot_params: tuple[str, ...]
     network: bool
+    kernel_config: tuple[str, ...] = ()  # e.g. ("CONFIG_FPROBE",): built in or as a module
 
-    def expected_on(self, version: KernelVersion) -> str:
-        """'skip' below the declared minimum (compared on major.minor), else 'pass'."""
-        if self.min_kernel is None:
-            return "pass"
-        return "skip" if (version.major, version.minor) < (
-            self.min_kernel.major, self.min_kernel.minor) else "pass"
+    def unmet(self, version: KernelVersion, config: dict[str, str] | None) -> str | None:
+        """Why this kernel cannot run the program by declaration, or None when it should.
+
+        Below the declared minimum (compared on major.minor), or built without a declared
+        kernel option (when the kernel's config is known).
+        """
+        if self.min_kernel is not None and (version.major, version.minor) < (
+                self.min_kernel.major, self.min_kernel.minor):
+            return f"needs {self.feature or 'a newer kernel'} (>= {self.min_kernel.line})"
+        if config is not None:
+            missing = [c for c in self.kernel_config if config.get(c) not in ("y", "m")]
+            if missing:
+                return f"kernel built without {', '.join(missing)}"
+        return None
+
+    def expected_on(self, version: KernelVersion, config: dict[str, str] | None = None) -> str:
+        return "skip" if self.unmet(version, config) else "pass"
 
 
 def parse_decl(path: Path, root: Path) -> ProgramDecl:
@@ -81,6 +93,7 @@ def parse_decl(path: Path, root: Path) -> ProgramDecl:
         upstream=data.get("upstream", ""),
         boot_params=tuple(data.get("boot_params", [])),
         network=bool(data.get("network", False)),
+        kernel_config=tuple(data.get("kernel_config", [])),
     )
 
 

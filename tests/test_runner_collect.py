@@ -141,3 +141,27 @@ def test_pruning_keeps_run_directories_in_use(tmp_path):
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_missing_kernel_config_is_an_expected_skip(tmp_path):
+    from dataclasses import replace
+
+    from harness.kernels.layout import parse_kconfig
+
+    rel = "6.1.0-50-amd64"
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot" / f"config-{rel}").write_text(
+        "CONFIG_BPF=y\n# CONFIG_FPROBE is not set\nCONFIG_NET_CLS_BPF=m\n")
+    assert parse_kconfig((tmp_path / "boot" / f"config-{rel}").read_text()) == {
+        "CONFIG_BPF": "y", "CONFIG_NET_CLS_BPF": "m"}
+    k = KernelSpec("6.1", rel, KernelVersion.parse("6.1.176"), Path("/k"), tmp_path)
+    d = replace(decl("5.18"), kernel_config=("CONFIG_FPROBE",))
+    s = Subject("observability/kprobe_multi", {"kind": "program"}, decl=d)
+    ev = [BOOT, {"event": "result", "subject": s.id, "status": "fail", "stage": "attach",
+                 "detail": "Operation not supported"}]
+    _, (r,) = collect(k, [s], ev, "", VMOutcome(255, 5.0))
+    assert (r.status, r.meets_expectation) == ("skip", True)
+    assert "kernel built without CONFIG_FPROBE" in r.detail
+    d2 = replace(d, kernel_config=("CONFIG_NET_CLS_BPF",))  # a module counts
+    _, (r,) = collect(k, [Subject(s.id, s.task, decl=d2)], ev, "", VMOutcome(255, 5.0))
+    assert r.status == "fail"

@@ -339,12 +339,20 @@ class Program:
             self._raise_attach(rc, f"attach {where}")
         handle, priority = opts.handle, opts.priority
 
+        # an ifindex means something only in its network namespace: detach in this one,
+        # wherever the thread is by then (checks move between namespaces)
+        ns_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
         def undo() -> None:
-            # bpf_tc_detach wants the filter's handle and priority and nothing else
-            gone = TcOpts(sz=ctypes.sizeof(TcOpts), handle=handle, priority=priority)
-            tc_detach(ctypes.byref(hook), ctypes.byref(gone))
-            if created:
-                self._tc_destroy(ifindex)
+            try:
+                with _netns(ns_fd):
+                    # bpf_tc_detach wants the filter's handle and priority, nothing else
+                    gone = TcOpts(sz=ctypes.sizeof(TcOpts), handle=handle, priority=priority)
+                    tc_detach(ctypes.byref(hook), ctypes.byref(gone))
+                    if created:
+                        self._tc_destroy(ifindex)
+            finally:
+                os.close(ns_fd)
 
         self._undo.append(undo)
         return handle, priority
@@ -391,6 +399,30 @@ class Program:
         for undo in reversed(self._undo):
             undo()  # where the device is already gone, so is the attachment: no error
         self._undo = []
+
+
+CLONE_NEWNET = 0x40000000
+_libc.setns.argtypes = [c_int, c_int]
+_libc.setns.restype = c_int
+
+
+@contextlib.contextmanager
+def _netns(ns_fd: int) -> Iterator[None]:
+    """Run the block in the network namespace ns_fd names, then return to this thread's own."""
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        a, b = os.fstat(here), os.fstat(ns_fd)
+        move = (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
+        if move and _libc.setns(ns_fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns to the attach-time network namespace: {_errno_text(err)}")
+        try:
+            yield
+        finally:
+            if move:
+                _libc.setns(here, CLONE_NEWNET)
+    finally:
+        os.close(here)
 
 
 class BpfObject:

@@ -104,3 +104,21 @@ def decompress_vmlinux(data: bytes, zstd_decompress=None) -> bytes:
                 return out
             pos = data.find(magic, pos + 1)
     raise KernelError("no compressed ELF vmlinux found inside the kernel image")
+
+
+def parse_kconfig(text: str) -> dict[str, str]:
+    """A kernel .config: {'CONFIG_X': 'y'|'m'|value}; '# CONFIG_X is not set' is left out."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            k, _, v = line.partition("=")
+            out[k] = v.strip().strip('"')
+    return out
+
+
+def kernel_config_file(root: Path, rel: str) -> Path | None:
+    for cand in (root / "boot" / f"config-{rel}", root / "lib" / "modules" / rel / "config",
+                 root / "usr" / "lib" / "modules" / rel / "config"):
+        if cand.is_file():
+            return cand
+    return None

@@ -19,6 +19,15 @@ class KernelSpec:
     headers_common: Path | None = None  # linux-headers-*-common tree (the "source" directory)
     origin: str = ""  # "debian:trixie 6.12.107-1", "local"
 
+    def config(self) -> dict[str, str] | None:
+        """The kernel's build configuration, when the kernel came with one."""
+        from .layout import kernel_config_file, parse_kconfig
+
+        if self.root is None:
+            return None
+        f = kernel_config_file(self.root, self.release)
+        return parse_kconfig(f.read_text(errors="replace")) if f else None
+
     @property
     def modules_dir(self) -> Path | None:
         return None if self.root is None else self.root / "lib" / "modules" / self.release
