@@ -11,8 +11,8 @@ _PROCESSED = re.compile(
     r"peak_states (\d+)"
 )
 _NOISE = re.compile(
-    r"^(\d+: \(|\d+: R\d|; |from \d+ to \d+|func#|last_idx|regs=|parent |mark_precise|"
-    r"\d+: frame|frame\d|Live regs|\s*$)"
+    r"^(\d+: \(|\d+: R\d|R\d+(_\w+)?=|; |from \d+ to \d+|func#|last_idx|regs=|parent |"
+    r"mark_precise|\d+: frame|frame\d|Live regs|\s*$)"
 )
 
 
@@ -29,7 +29,7 @@ def summarize(log: str, keep: int = 3) -> str:
     lines = [ln.rstrip() for ln in log.splitlines()]
     meaningful = [
         ln for ln in lines
-        if ln.strip() and not _NOISE.match(ln) and not _PROCESSED.search(ln)
+        if ln.strip() and not _NOISE.match(ln.strip()) and not _PROCESSED.search(ln)
         and not ln.startswith(("verification time", "stack depth", "mark_read"))
     ]
     tail = meaningful[-keep:]

@@ -26,6 +26,14 @@ def test_summary_is_the_reason_with_omitted_count():
     assert "R1=ctx" not in s
 
 
+def test_register_state_lines_are_not_the_reason():
+    log = ("0: R1=ctx(off=0,imm=0) R10=fp0\n"
+           " R0=map_value(id=0,off=0,ks=4,vs=4,imm=0) R1=inv1 R6=ctx(id=0,off=0,imm=0)\n"
+           "R0_w=inv(id=0)\n"
+           "unknown func bpf_get_func_ip#173\n")
+    assert summarize(log).startswith("unknown func bpf_get_func_ip#173")
+
+
 def test_info_from_guest_payload():
     v = info_from({"log": PASS_LOG, "verified_insns": 13, "insns": 20})
     assert (v.insns_processed, v.states, v.verified_insns, v.insns) == (13, 1, 13, 20)
