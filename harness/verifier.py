@@ -11,7 +11,7 @@ _PROCESSED = re.compile(
     r"peak_states (\d+)"
 )
 _NOISE = re.compile(
-    r"^(\d+: \(|\d+: R\d|R\d+(_\w+)?=|; |from \d+ to \d+|func#|last_idx|regs=|parent |"
+    r"^(\d+: \(|\d+: R\d|R\d+(_\w+)?=|;|from \d+ to \d+|func#|last_idx|regs=|parent |"
     r"mark_precise|\d+: frame|frame\d|Live regs|\s*$)"
 )
 
