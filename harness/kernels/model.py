@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from ..versions import KernelVersion
@@ -20,14 +21,17 @@ class KernelSpec:
     origin: str = ""  # "debian:trixie 6.12.107-1", "local"
 
     def config(self) -> dict[str, str] | None:
-        """The kernel's build configuration, when the kernel came with one."""
-        from .layout import kernel_config_file, parse_kconfig
-
-        if self.root is None:
-            return None
-        f = kernel_config_file(self.root, self.release)
-        return parse_kconfig(f.read_text(errors="replace")) if f else None
+        """The kernel's build configuration, when the kernel came with one (read once)."""
+        return None if self.root is None else _config_of(self.root, self.release)
 
     @property
     def modules_dir(self) -> Path | None:
         return None if self.root is None else self.root / "lib" / "modules" / self.release
+
+
+@lru_cache(maxsize=32)
+def _config_of(root: Path, release: str) -> dict[str, str] | None:
+    from .layout import kernel_config_file, parse_kconfig
+
+    f = kernel_config_file(root, release)
+    return parse_kconfig(f.read_text(errors="replace")) if f else None
