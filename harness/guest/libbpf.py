@@ -539,15 +539,3 @@ def _helper_names(header: str = "/usr/include/linux/bpf.h") -> list[str]:
         start = text.find("#define __BPF_FUNC_MAPPER")
     end = text.find("#define __BPF_ENUM_FN", start)
     return re.findall(r"FN\((\w+)", text[start:end])
-
-
-@contextlib.contextmanager
-def opened(path: str) -> Iterator[BpfObject]:
-    obj = BpfObject(path)
-    try:
-        yield obj
-    finally:
-        obj.close()
-
-
-Sample = Callable[[bytes], None]

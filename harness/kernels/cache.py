@@ -71,8 +71,3 @@ class Cache:
                 p.unlink(missing_ok=True)
             n += 1
         return n
-
-    def size(self) -> int:
-        if not self.root.exists():
-            return 0
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file() and not p.is_symlink())

@@ -9,6 +9,7 @@ replays the guest's reports as if the tests had run locally. Inside the VM the g
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -30,17 +31,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="write the ebpf-harness results model (one result per test and kernel)")
     g.addoption("--ebpf-accel", dest="ebpf_accel", default=None, choices=["auto", "kvm", "tcg"],
                 help="VM acceleration (default: auto)")
-    g.addoption("--ebpf-guest", dest="ebpf_guest", default=None, help=argparse_suppress())
+    g.addoption("--ebpf-guest", dest="ebpf_guest", default=None, help=argparse.SUPPRESS)
     # "local" runs the would-be guest side on this machine: for the plugin's own tests
     g.addoption("--ebpf-backend", dest="ebpf_backend", default="vng", choices=["vng", "local"],
-                help=argparse_suppress())
+                help=argparse.SUPPRESS)
     parser.addini("kernels", "default for --kernels", default=None)
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _kernel_ids(config: pytest.Config) -> str | None:

@@ -75,7 +75,6 @@ class HostSide:
         self.by_id = {k.id: k for k in self.kernels}
         self.reports: dict[str, list[pytest.TestReport]] = {}
         self.runs: dict[str, KernelRun] = {}
-        self.failures: dict[str, str] = {}
         self.unfinished_why: dict[str, str] = {}
         self.results: list[Result] = []
         self.infos: dict[str, KernelInfo] = {}
@@ -132,9 +131,6 @@ class HostSide:
             elif ev.get("type") == "collect-error":
                 why = f"collection failed inside kernel {kid}: {ev['longrepr']}"
         self.unfinished_why[kid] = why
-        for it in items:
-            if guest_nodeid(it) not in self.reports:
-                self.failures[guest_nodeid(it)] = why
 
     def _why_missing(self, run: KernelRun) -> str:
         r = run.results[0] if run.results else None
@@ -164,8 +160,7 @@ class HostSide:
         phases = {r.when for r in reps}
         if "teardown" not in phases:
             # the guest stopped inside this test (a crash, a hang): fail the phase it was in
-            msg = self.failures.get(guest_nodeid(item)) or self.unfinished_why.get(
-                kid, f"no report from kernel {kid}")
+            msg = self.unfinished_why.get(kid, f"no report from kernel {kid}")
             when = "call" if "call" not in phases else "teardown"
             reps.append(pytest.TestReport(item.nodeid, item.location, {}, "failed", msg, when,
                                           [], 0.0))
