@@ -103,7 +103,8 @@ def collect(
 ) -> tuple[KernelInfo, list[Result]]:
     """Pure: guest events + VM outcome -> KernelInfo and one Result per subject."""
     info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
-                      origin=kernel.origin, vm_seconds=round(outcome.seconds, 2))
+                      origin=kernel.origin, vm_seconds=round(outcome.seconds, 2),
+                      pinned=kernel.pinned)
     by_id = {s.id: s for s in subjects}
     results: list[Result] = []
     seen: set[str] = set()

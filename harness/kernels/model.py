@@ -19,6 +19,7 @@ class KernelSpec:
     headers: Path | None = None  # linux-headers-REL tree (the kernel "build" directory)
     headers_common: Path | None = None  # linux-headers-*-common tree (the "source" directory)
     origin: str = ""  # "debian:trixie 6.12.107-1", "local"
+    pinned: bool = False  # this exact build was asked for (a lock file), not the line's newest
 
     def config(self) -> dict[str, str] | None:
         """The kernel's build configuration, when the kernel came with one (read once)."""
