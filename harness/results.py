@@ -45,6 +45,7 @@ class KernelInfo:
     accel: str = ""
     boot_seconds: float | None = None
     vm_seconds: float | None = None
+    pinned: bool = False  # booted the exact build a lock file names
     features: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
