@@ -7,15 +7,18 @@ set-up errors (which are printed as one clear message, never a traceback).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .config import Config, load_config
 from .errors import HarnessError
+from .report.diff import render_term as render_diff
+from .report.outputs import Outputs, gate, write_outputs
 from .report.progress import Progress
 from .report.terminal import render_matrix
-from .results import Report
+from .results import Report, write_text_atomic
 
 
 def _common(p: argparse.ArgumentParser, kernels: bool = True) -> None:
@@ -31,6 +34,22 @@ def _common(p: argparse.ArgumentParser, kernels: bool = True) -> None:
     p.add_argument("--vm-timeout", type=float, help="seconds one VM may run")
     p.add_argument("--check-timeout", type=float, help="seconds one check may run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    if kernels:
+        _report_outputs(p)
+
+
+def _report_outputs(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reports and the regression gate")
+    g.add_argument("--md", type=Path, metavar="OUT", help="write the Markdown report here "
+                   "(e.g. $GITHUB_STEP_SUMMARY)")
+    g.add_argument("--html", type=Path, metavar="OUT", help="write the HTML report here")
+    g.add_argument("--junit", type=Path, metavar="OUT", help="write JUnit XML here")
+    g.add_argument("--baseline", type=Path, metavar="BASE.json",
+                   help="compare with these results; the exit status is then the gate's: "
+                        "1 when any cell got worse")
+    g.add_argument("--max-insns-growth", type=float, metavar="PCT",
+                   help="with --baseline: also fail when a program's verifier instruction "
+                        "count grew by more than PCT percent")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +86,43 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--programs", help="glob(s) over program ids, e.g. 'security/*'")
     _common(mp)
 
-    rep = sub.add_parser("report", help="print the matrix of a saved results file")
-    rep.add_argument("results", type=Path, nargs="+", help="results JSON files (merged)")
+    rep = sub.add_parser("report", help="render, merge, compare saved results")
+    rsub = rep.add_subparsers(dest="rcmd", required=True)
+    rr = rsub.add_parser("render", help="render results (several files are merged first)")
+    rr.add_argument("results", type=Path, nargs="+", help="results JSON files")
+    rr.add_argument("--format", "-f", choices=REPORT_FORMATS, default="term")
+    rr.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    rr.add_argument("--site", type=Path, metavar="DIR", help="write a static site: index.html, "
+                    "report.html, results.json, badge.svg")
+    rm = rsub.add_parser("merge", help="join the results of separate runs (one per kernel, say)")
+    rm.add_argument("results", type=Path, nargs="+", help="results JSON files")
+    rm.add_argument("-o", "--output", type=Path, required=True)
+    rd = rsub.add_parser("diff", help="the regression gate: exit 1 when a cell got worse")
+    rd.add_argument("base", type=Path, metavar="BASE.json")
+    rd.add_argument("new", type=Path, metavar="NEW.json")
+    rd.add_argument("--max-insns-growth", type=float, metavar="PCT",
+                    help="also fail when a verifier instruction count grew by more than PCT%%")
+    rd.add_argument("--format", "-f", choices=["term", "md"], default="term")
+    rd.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    rs = rsub.add_parser("schema", help="print the JSON Schema of the results model")
+    rs.add_argument("-o", "--output", type=Path)
+    rb = rsub.add_parser("badge", help="write an SVG badge: cells as expected / all")
+    rb.add_argument("results", type=Path, nargs="+")
+    rb.add_argument("-o", "--output", type=Path, required=True)
+    rb.add_argument("--label", default="ebpf")
     return ap
+
+
+REPORT_FORMATS = ["term", "md", "html", "junit"]
+REPORT_COMMANDS = ("render", "merge", "diff", "schema", "badge")
+
+
+def _legacy(argv: list[str]) -> list[str]:
+    """`report FILE...` (before `report render` existed) still renders the matrix."""
+    if len(argv) >= 2 and argv[0] == "report" and argv[1] not in REPORT_COMMANDS \
+            and not argv[1].startswith("-"):
+        return ["report", "render", *argv[1:]]
+    return argv
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -85,15 +138,71 @@ def _config(args: argparse.Namespace) -> Config:
     )
 
 
-def _finish(report: Report, args: argparse.Namespace) -> int:
-    if args.json:
-        report.write(args.json)
+def _outputs(args: argparse.Namespace) -> Outputs:
+    return Outputs(json=args.json, md=args.md, html=args.html, junit=args.junit,
+                   baseline=Report.read(args.baseline) if args.baseline else None,
+                   max_insns_growth=args.max_insns_growth)
+
+
+def _finish(report: Report, outs: Outputs) -> int:
+    """Print the matrix, write the reports, apply the gate. Exit status: 130 when
+    interrupted; with a baseline the gate's (1 when a cell got worse); otherwise 1 when a
+    cell does not meet its expectation."""
     sys.stdout.write(render_matrix(report))
-    if args.json:
-        print(f"results written to {args.json}")
+    for path in write_outputs(report, outs):
+        print(f"written: {path}")
+    result = gate(report, outs)
+    if result is not None:
+        sys.stdout.write("\n" + render_diff(result))
     if report.interrupted:
         return 130
+    if result is not None:
+        return 1 if result.failed else 0
     return 0 if report.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.diff import diff, render_md
+    from .report.outputs import render
+    from .results import merge, read_all, schema
+
+    out: Path | None = getattr(args, "output", None)
+
+    def emit(text: str) -> None:
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            write_text_atomic(out, text)
+            print(f"written: {out}", file=sys.stderr)
+
+    if args.rcmd == "schema":
+        emit(json.dumps(schema(), indent=2) + "\n")
+        return 0
+    if args.rcmd == "diff":
+        d = diff(Report.read(args.base), Report.read(args.new), args.max_insns_growth)
+        emit(render_md(d) if args.format == "md" else render_diff(d))
+        return 1 if d.failed else 0
+    if args.rcmd == "merge":
+        merged = merge([(str(p), Report.read(p)) for p in args.results])
+        merged.write(args.output)
+        good, total = merged.counts()
+        print(f"merged {len(args.results)} files: {len(merged.kernels)} kernels, {total} cells "
+              f"({good} as expected) -> {args.output}")
+        return 0
+    report = read_all(args.results)
+    if args.rcmd == "badge":
+        from .report.badge import render_badge
+
+        emit(render_badge(report, args.label))
+        return 0
+    if args.site:
+        from .report.html import write_site
+
+        print(f"site written: {write_site(report, args.site)}")
+        if out is None and args.format == "term":
+            return 0
+    emit(render(report, args.format))
+    return 0
 
 
 def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> int:
@@ -128,9 +237,10 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = _legacy(list(argv) if argv is not None else sys.argv[1:])
+    args = build_parser().parse_args(raw)
     try:
-        return _main(args, list(argv) if argv is not None else sys.argv[1:])
+        return _main(args, raw)
     except HarnessError as e:
         print(f"ebpf-harness: error: {e}", file=sys.stderr)
         return 2
@@ -143,11 +253,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from . import session
 
     if args.cmd == "report":
-        report = Report()
-        for p in args.results:
-            report.merge(Report.read(p))
-        sys.stdout.write(render_matrix(report))
-        return 0 if report.ok else 1
+        return cmd_report(args)
+    outs = _outputs(args) if args.cmd in ("check", "run", "matrix") else Outputs()
     cfg = _config(args)
     progress = Progress(quiet=args.quiet)
     if args.cmd == "kernels":
@@ -163,7 +270,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         subjects = [subject]
     report = session.execute(kernels, subjects, cfg, progress, command=["ebpf-harness", *argv])
-    return _finish(report, args)
+    return _finish(report, outs)
 
 
 if __name__ == "__main__":

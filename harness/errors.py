@@ -2,6 +2,7 @@
 
     HarnessError                 base; ``str()`` is a complete message that says what to do
     ├── ConfigError              bad configuration, option or input path
+    ├── ResultsError             a results file that cannot be read, validated or merged
     ├── KernelError              a kernel cannot be resolved or prepared
     │   ├── UnknownKernelError   an id the catalog does not know
     │   ├── MirrorError          the archive cannot be reached
@@ -22,6 +23,10 @@ class HarnessError(Exception):
 
 
 class ConfigError(HarnessError):
+    pass
+
+
+class ResultsError(HarnessError):
     pass
 
 

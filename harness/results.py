@@ -1,4 +1,5 @@
-"""The one versioned results model. Every report (terminal, JSON, pytest) reads only this.
+"""The one versioned results model. Every report (terminal, Markdown, HTML, JUnit, diff,
+badge, the pytest plugin's) reads only this.
 
 Statuses:
   pass     accepted and, where checked, attached and behaving
@@ -8,32 +9,65 @@ Statuses:
   error    harness or set-up problem, never the program's fault
   crash    the kernel panicked or oopsed before this subject finished
   timeout  no verdict within the time limit
+
+Schema history (the JSON Schema ships as harness/schema/results.schema.json):
+  1  first version
+  2  verifier statistics as veristat has them (states per instruction, verification time,
+     stack depth, translated and JITed size); kernels say whether they were pinned by a
+     lock file. Version 1 files are read (their new fields are unknown, so null).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, ResultsError
+from .versions import KernelVersion
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 STATUSES = ("pass", "reject", "fail", "skip", "error", "crash", "timeout")
 STAGES = ("compile", "load", "attach", "behavior", "run")
 
 
 @dataclass
 class VerifierInfo:
-    insns_processed: int | None = None
-    states: int | None = None
+    """What the verifier said about a subject. For a subject of several programs the counts
+    and sizes are sums over its programs; peak states, states per instruction and stack
+    depth are the largest of them."""
+
+    insns_processed: int | None = None  # "processed N insns": the verifier's own work
+    states: int | None = None  # total_states
     peak_states: int | None = None
-    verified_insns: int | None = None
-    insns: int | None = None
+    max_states_per_insn: int | None = None
+    verification_usec: int | None = None  # "verification time N usec"
+    stack_depth: int | None = None  # bytes, all subprograms' frames together
+    verified_insns: int | None = None  # bpf_prog_info.verified_insns (5.16+)
+    insns: int | None = None  # program size in instructions, as loaded
+    xlated_bytes: int | None = None  # translated program size (bpf_prog_info)
+    jited_bytes: int | None = None  # JITed image size (bpf_prog_info)
     summary: str = ""
     log: str = ""
+
+
+# the statistics a report charts and `report diff` compares, with their labels
+STATS: tuple[tuple[str, str], ...] = (
+    ("insns_processed", "insns processed"),
+    ("states", "states"),
+    ("peak_states", "peak states"),
+    ("max_states_per_insn", "max states/insn"),
+    ("verification_usec", "verification µs"),
+    ("stack_depth", "stack bytes"),
+    ("insns", "program insns"),
+    ("xlated_bytes", "xlated bytes"),
+    ("jited_bytes", "JITed bytes"),
+)
 
 
 @dataclass
@@ -48,6 +82,18 @@ class KernelInfo:
     pinned: bool = False  # booted the exact build a lock file names
     features: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def kversion(self) -> KernelVersion:
+        try:
+            return KernelVersion.parse(self.version or self.release)
+        except ConfigError:
+            return KernelVersion(0, 0, 0)
+
+    @property
+    def line(self) -> str:
+        """major.minor: what a baseline and a later run of the same kernel line share."""
+        return self.kversion.line
 
 
 @dataclass
@@ -70,6 +116,10 @@ class Result:
             return self.status == "skip"
         return self.status == "pass"
 
+    def outcome(self) -> tuple[str, str]:
+        """What two runs must agree on for the same cell."""
+        return self.status, self.expected
+
 
 @dataclass
 class Report:
@@ -91,37 +141,60 @@ class Report:
             seen.setdefault(r.subject, None)
         return list(seen)
 
+    def kernel_order(self) -> list[KernelInfo]:
+        """Kernels oldest first, compared as versions."""
+        return sorted(self.kernels, key=lambda k: (k.kversion, k.release))
+
+    def kernel(self, kid: str) -> KernelInfo | None:
+        return next((k for k in self.kernels if k.id == kid), None)
+
     def cell(self, subject: str, kernel: str) -> Result | None:
-        for r in self.results:
-            if r.subject == subject and r.kernel == kernel:
-                return r
-        return None
+        return self._cells().get((subject, kernel))
+
+    def _cells(self) -> dict[tuple[str, str], Result]:
+        # rebuilt when results change size; cheap next to any renderer
+        key = (id(self.results), len(self.results))
+        if getattr(self, "_cell_key", None) != key:
+            self._cell_map = {(r.subject, r.kernel): r for r in self.results}
+            self._cell_key = key
+        return self._cell_map
+
+    def counts(self) -> tuple[int, int]:
+        """(cells meeting their expectation, all cells)."""
+        return sum(r.meets_expectation for r in self.results), len(self.results)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        order = ["schema_version", "harness_version", "command", "interrupted", "loaders",
-                 "kernels", "results"]
-        return {k: d[k] for k in order}
+        d = {
+            "kernels": [asdict(k) for k in self.kernels],
+            "results": [asdict(r) for r in self.results],
+        }
+        meta = {"schema_version": self.schema_version, "harness_version": self.harness_version,
+                "command": list(self.command), "interrupted": self.interrupted,
+                "loaders": dict(self.loaders)}
+        return {**meta, **d}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        write_text_atomic(path, self.to_json())
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Report:
+    def from_dict(cls, d: Any, source: str = "results") -> Report:
+        """Validated against the shipped JSON Schema first; a version 1 file is upgraded."""
+        if not isinstance(d, dict) or "schema_version" not in d or "results" not in d:
+            raise ResultsError(f"{source}: not an ebpf-harness results file (no schema_version "
+                               "and results); give the file written by --json")
         v = d.get("schema_version")
-        if v != SCHEMA_VERSION:
-            raise ConfigError(
-                f"results file has schema_version {v}; this harness reads {SCHEMA_VERSION}. "
-                "Re-run the checks with this version, or use the harness that wrote it."
+        if v not in READABLE_VERSIONS:
+            raise ResultsError(
+                f"{source}: results schema_version {v!r}; this harness ({__version__}) reads "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. Upgrade ebpf-harness to read it, or "
+                "re-run the checks with this version."
             )
+        validate(d, source)
         results = []
-        for r in d.get("results", []):
+        for r in d["results"]:
             r = dict(r)
             ver = r.pop("verifier", None)
             results.append(Result(**r, verifier=VerifierInfo(**ver) if ver else None))
@@ -130,7 +203,7 @@ class Report:
             results=results,
             loaders=dict(d.get("loaders", {})),
             harness_version=d.get("harness_version", ""),
-            schema_version=v,
+            schema_version=SCHEMA_VERSION,
             command=list(d.get("command", [])),
             interrupted=bool(d.get("interrupted", False)),
         )
@@ -138,15 +211,95 @@ class Report:
     @classmethod
     def read(cls, path: Path) -> Report:
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"cannot read results file {path}: {e}") from e
+            text = path.read_text()
+        except OSError as e:
+            raise ResultsError(f"cannot read results file {path}: {e.strerror or e}") from e
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ResultsError(f"{path}: not JSON ({e}); give the file written by --json") from e
+        return cls.from_dict(data, str(path))
 
-    def merge(self, other: Report) -> None:
-        """Add another report's kernels and results (later results win per cell)."""
-        known = {k.id for k in self.kernels}
-        self.kernels += [k for k in other.kernels if k.id not in known]
-        keys = {(r.subject, r.kernel) for r in other.results}
-        self.results = [r for r in self.results if (r.subject, r.kernel) not in keys]
-        self.results += other.results
-        self.loaders.update(other.loaders)
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the current results version, shipped inside the package."""
+    text = resources.files("harness").joinpath("schema", "results.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate(d: dict[str, Any], source: str = "results") -> None:
+    """Raise ResultsError naming the first place where `d` breaks the schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(d), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ResultsError(f"{source}: not a valid ebpf-harness results file: at {where}: "
+                           f"{e.message}{more}")
+
+
+def merge(named: list[tuple[str, Report]]) -> Report:
+    """Join reports (one per CI job, say) into one matrix.
+
+    The same cell in two inputs must have the same outcome, and the same kernel id the same
+    release; otherwise ResultsError names both inputs, the subject and the kernel.
+    """
+    out = Report(command=[], harness_version=__version__)
+    cell_from: dict[tuple[str, str], tuple[str, Result]] = {}
+    kernel_from: dict[str, tuple[str, KernelInfo]] = {}
+    for name, rep in named:
+        for k in rep.kernels:
+            if k.id in kernel_from:
+                first, known = kernel_from[k.id]
+                if known.release != k.release:
+                    raise ResultsError(
+                        f"kernel {k.id} is {known.release} in {first} but {k.release} in {name}; "
+                        "merge runs of the same builds (pin them with a lock file)")
+                continue
+            kernel_from[k.id] = (name, k)
+            out.kernels.append(k)
+        for r in rep.results:
+            key = (r.subject, r.kernel)
+            if key in cell_from:
+                first, known = cell_from[key]
+                if known.outcome() != r.outcome():
+                    raise ResultsError(
+                        f"{r.subject} @ {r.kernel}: {known.status} in {first} but {r.status} in "
+                        f"{name}; merge results of separate kernels or subjects, or re-run one")
+                continue
+            cell_from[key] = (name, r)
+            out.results.append(r)
+        out.loaders.update(rep.loaders)
+        out.interrupted = out.interrupted or rep.interrupted
+        if not out.command:
+            out.command = list(rep.command)
+    return out
+
+
+def read_all(paths: list[Path]) -> Report:
+    """One report from one or more results files (merged when several)."""
+    if not paths:
+        raise ConfigError("give at least one results file (written by --json)")
+    reports = [(str(p), Report.read(p)) for p in paths]
+    return reports[0][1] if len(reports) == 1 else merge(reports)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a unique temporary name, then a rename)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

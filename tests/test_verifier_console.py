@@ -15,8 +15,25 @@ processed 13 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_sta
 
 
 def test_stats():
-    assert parse_stats(PASS_LOG) == (13, 1, 1)
-    assert parse_stats("nothing") == (None, None, None)
+    st = parse_stats(PASS_LOG)
+    assert (st["insns_processed"], st["states"], st["peak_states"]) == (13, 1, 1)
+    assert (st["verification_usec"], st["stack_depth"], st["max_states_per_insn"]) == (8196, 0, 0)
+    assert set(parse_stats("nothing").values()) == {None}
+
+
+def test_stats_of_several_programs_sum_counts_and_keep_peaks():
+    two = PASS_LOG + PASS_LOG.replace("stack depth 0", "stack depth 16+32").replace(
+        "max_states_per_insn 0 total_states 1 peak_states 1",
+        "max_states_per_insn 4 total_states 9 peak_states 7")
+    st = parse_stats(two)
+    assert st["insns_processed"] == 26 and st["states"] == 10 and st["verification_usec"] == 16392
+    assert st["peak_states"] == 7 and st["max_states_per_insn"] == 4 and st["stack_depth"] == 48
+
+
+def test_info_from_carries_sizes_from_the_guest():
+    v = info_from({"log": PASS_LOG, "insns": 5, "xlated_bytes": 40, "jited_bytes": 33})
+    assert v is not None and (v.insns, v.xlated_bytes, v.jited_bytes) == (5, 40, 33)
+    assert v.insns_processed == 13
 
 
 def test_summary_is_the_reason_with_omitted_count():

@@ -100,6 +100,8 @@ _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
 PROG_INFO_SIZE = 232
 PROG_INFO_VERIFIED_INSNS = 216
 PROG_INFO_TYPE = 0
+PROG_INFO_JITED_LEN = 16
+PROG_INFO_XLATED_LEN = 20
 
 # enum bpf_tc_attach_point in libbpf.h
 BPF_TC_INGRESS, BPF_TC_EGRESS = 1, 2
@@ -284,16 +286,23 @@ class Program:
             return ""
         return self._logbuf.value.decode(errors="replace")
 
-    def verified_insns(self) -> int | None:
-        """From bpf_prog_info (kernel 5.16+); None where the kernel does not report it."""
+    def _info_u32(self, offset: int) -> int | None:
+        """One __u32 of this program's bpf_prog_info; None where the kernel has no such field."""
         info = ctypes.create_string_buffer(PROG_INFO_SIZE)
         ln = ctypes.c_uint32(PROG_INFO_SIZE)
-        if obj_get_info(self.fd, info, ctypes.byref(ln)) != 0:
+        if obj_get_info(self.fd, info, ctypes.byref(ln)) != 0 or ln.value < offset + 4:
             return None
-        if ln.value < PROG_INFO_VERIFIED_INSNS + 4:
-            return None
-        v = int.from_bytes(info.raw[PROG_INFO_VERIFIED_INSNS : PROG_INFO_VERIFIED_INSNS + 4], "little")
-        return v or None
+        return int.from_bytes(info.raw[offset : offset + 4], "little")
+
+    def verified_insns(self) -> int | None:
+        """From bpf_prog_info (kernel 5.16+); None where the kernel does not report it."""
+        return self._info_u32(PROG_INFO_VERIFIED_INSNS) or None
+
+    def sizes(self) -> tuple[int | None, int | None]:
+        """(translated, JITed) program size in bytes, from bpf_prog_info; JITed is None when
+        the kernel interprets the program."""
+        return (self._info_u32(PROG_INFO_XLATED_LEN) or None,
+                self._info_u32(PROG_INFO_JITED_LEN) or None)
 
     def _link(self, ptr: int | None, what: str) -> int:
         if not ptr:

@@ -91,8 +91,9 @@ def _load_one(path: str, name: str) -> tuple[Any, dict]:
         obj2.close()  # flaky load: passed the second time; report the first failure
         first.log = stats_log
         raise
+    xlated, jited = prog.sizes()
     verifier = {"log": _keep(prog.read_log()), "verified_insns": prog.verified_insns(),
-                "insns": prog.insn_count()}
+                "insns": prog.insn_count(), "xlated_bytes": xlated, "jited_bytes": jited}
     return obj, verifier
 
 
@@ -216,9 +217,12 @@ def run_program(task: dict, send: Send, job: dict) -> None:
             send(_result(subject, "reject", "load", detail, verifier={"log": _keep(log)},
                          duration=time.monotonic() - t0))
             return
+        sizes = [p.sizes() for p in obj.programs.values()]
         verifier = {
             "insns": sum(p.insn_count() for p in obj.programs.values()),
             "verified_insns": sum(p.verified_insns() or 0 for p in obj.programs.values()) or None,
+            "xlated_bytes": sum(x or 0 for x, _ in sizes) or None,
+            "jited_bytes": sum(j or 0 for _, j in sizes) or None,
             "log": _keep("\n".join(p.read_log() for p in obj.programs.values())),
         }
         if task.get("attach", "auto") == "auto":

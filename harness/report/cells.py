@@ -1,0 +1,63 @@
+"""How a cell is named in every report: one symbol, word and legend per status. Pure."""
+
+from __future__ import annotations
+
+from ..results import Report, Result
+
+# (status) -> (terminal text, Markdown/HTML symbol, what it means)
+STATUS = {
+    "pass": ("pass", "✅", "accepted, and attached / behaved where checked"),
+    "skip": ("skip", "⏭️", "below the declared minimum kernel (or a declared option is missing)"),
+    "reject": ("REJECT", "⛔", "refused at load (verifier, unknown helper, map or program type)"),
+    "fail": ("FAIL", "❌", "loaded, but attach, behaviour or the command failed"),
+    "error": ("ERROR", "⚠️", "harness or set-up problem, not the program's fault"),
+    "crash": ("CRASH", "💥", "the kernel crashed"),
+    "timeout": ("TIMEOUT", "⏱️", "no verdict in time"),
+}
+UNEXPECTED_PASS = ("pass?", "❗", "passes where the declaration rules the kernel out: fix it")
+
+
+def term(r: Result | None) -> str:
+    """The terminal cell: '!' marks a cell that does not meet its expectation."""
+    if r is None:
+        return "-"
+    text = STATUS.get(r.status, (r.status,))[0]
+    return text if r.meets_expectation else text + "!"
+
+
+def symbol(r: Result | None) -> str:
+    if r is None:
+        return "·"
+    if r.status == "pass" and not r.meets_expectation:
+        return UNEXPECTED_PASS[1]
+    return STATUS.get(r.status, ("", "?"))[1]
+
+
+def legend(symbols: bool) -> list[tuple[str, str]]:
+    """(mark, meaning) for every status, in report order."""
+    rows = [(s[1] if symbols else s[0], s[2]) for s in STATUS.values()]
+    rows.append((UNEXPECTED_PASS[1] if symbols else "'!'",
+                 UNEXPECTED_PASS[2] if symbols else "marks a cell that does not meet its expectation"))
+    return rows
+
+
+def domain(subject: str) -> str:
+    """The bundled suite's domain ('security/lsm_file_open' -> 'security'); a user's own
+    object or command is 'user'."""
+    head, sep, _ = subject.partition("/")
+    return head if sep and head in ("observability", "security", "networking") else "user"
+
+
+def not_as_expected(report: Report) -> list[Result]:
+    """Cells that do not meet their expectation, in matrix order."""
+    order = {k.id: i for i, k in enumerate(report.kernel_order())}
+    subjects = {s: i for i, s in enumerate(report.subjects())}
+    bad = [r for r in report.results if not r.meets_expectation]
+    return sorted(bad, key=lambda r: (subjects.get(r.subject, 0), order.get(r.kernel, 0)))
+
+
+def verdict_line(report: Report) -> str:
+    good, total = report.counts()
+    verdict = "OK" if report.ok else "NOT OK"
+    extra = " (interrupted: results are partial)" if report.interrupted else ""
+    return f"{verdict}: {good} of {total} cells as expected, {total - good} not{extra}"

@@ -1,0 +1,76 @@
+"""The matrix as GitHub-flavoured Markdown, for $GITHUB_STEP_SUMMARY and pull-request
+comments. Pure: Report -> text."""
+
+from __future__ import annotations
+
+from ..results import STATS, Report, Result
+from . import cells
+
+DETAIL_LIMIT = 1500  # characters of a verifier summary or output per cell (summaries cap at 1 MiB)
+
+
+def _md(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _seconds(v: float | None) -> str:
+    return f"{v:.0f} s" if v else "—"
+
+
+def stats_line(r: Result) -> str:
+    v = r.verifier
+    if v is None:
+        return ""
+    parts = [f"{label} {getattr(v, name)}" for name, label in STATS
+             if getattr(v, name) is not None]
+    return ", ".join(parts)
+
+
+def _details(r: Result) -> list[str]:
+    head = f"<code>{r.subject}</code> @ {r.kernel}: {cells.symbol(r)} {r.status} ({r.stage})"
+    body = [f"<details><summary>{head}</summary>", "", _fence(r.detail)]
+    if r.verifier and r.verifier.summary:
+        body += ["**verifier:**", "", _fence(r.verifier.summary)]
+    stats = stats_line(r)
+    if stats:
+        body += [f"*statistics:* {stats}", ""]
+    if r.output and r.status != "reject":
+        body += ["**output (end):**", "", _fence(r.output[-DETAIL_LIMIT:])]
+    if r.console:
+        body += ["**console:**", "", _fence(r.console[-DETAIL_LIMIT:])]
+    body += ["</details>", ""]
+    return body
+
+
+def _fence(text: str) -> str:
+    text = text.strip()[:DETAIL_LIMIT] or "(none)"
+    fence = "~~~~" if "```" in text else "```"
+    return f"{fence}text\n{text}\n{fence}\n"
+
+
+def render_markdown(report: Report, title: str = "eBPF compatibility matrix") -> str:
+    kinfo = report.kernel_order()
+    icon = "✅" if report.ok else "❌"
+    out = [f"## {icon} {title}: {cells.verdict_line(report)}", ""]
+    if not report.results:
+        return "\n".join([*out, "No results.", ""])
+    out.append("| subject | " + " | ".join(k.id for k in kinfo) + " |")
+    out.append("|---|" + "|".join(":-:" for _ in kinfo) + "|")
+    for s in report.subjects():
+        row = [cells.symbol(report.cell(s, k.id)) for k in kinfo]
+        out.append(f"| `{_md(s)}` | " + " | ".join(row) + " |")
+    out += ["", "**Legend:** " + " · ".join(f"{m} {t}" for m, t in cells.legend(symbols=True)),
+            ""]
+    out += ["### Kernels", "", "| kernel | release | origin | accel | boot | VM |",
+            "|---|---|---|---|--:|--:|"]
+    for k in kinfo:
+        origin = k.origin + (" (pinned)" if k.pinned else "")
+        out.append(f"| {k.id} | {k.release} | {_md(origin) or '—'} | {k.accel or '—'} | "
+                   f"{_seconds(k.boot_seconds)} | {_seconds(k.vm_seconds)} |")
+    out.append("")
+    bad = cells.not_as_expected(report)
+    if bad:
+        out += [f"### Not as expected ({len(bad)})", ""]
+        for r in bad:
+            out += _details(r)
+    return "\n".join(out) + "\n"
