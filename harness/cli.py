@@ -195,14 +195,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         emit(render_badge(report, args.label))
         return 0
+    # like check and matrix: 1 when a cell does not meet its expectation
+    status = 0 if report.ok else 1
     if args.site:
         from .report.html import write_site
 
         print(f"site written: {write_site(report, args.site)}")
         if out is None and args.format == "term":
-            return 0
+            return status
     emit(render(report, args.format))
-    return 0
+    return status
 
 
 def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> int:

@@ -46,7 +46,7 @@ def test_report_renders_saved_results_and_exit_status(tmp_path):
     assert run_cli("report", str(f)).returncode == 1
     f.write_text("{broken")
     p = run_cli("report", str(f))
-    assert p.returncode == 2 and "cannot read results file" in p.stderr
+    assert p.returncode == 2 and "not JSON" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_kernels_list(tmp_path):

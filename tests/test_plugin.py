@@ -109,7 +109,7 @@ def test_results_model_and_junit(pytester: pytest.Pytester, kernels: str):
     junit = pytester.path / "j.xml"
     run(pytester, kernels, "--ebpf-json", str(out), "--junitxml", str(junit))
     d = json.loads(out.read_text())
-    assert d["schema_version"] == 1
+    assert d["schema_version"] == 2
     cells = {(r["subject"], r["kernel"]): r for r in d["results"]}
     assert cells[("test_s.py::test_min", "5.10.0-t")]["status"] == "skip"
     fail = cells[("test_s.py::test_min", "6.12.0-t")]
@@ -119,6 +119,61 @@ def test_results_model_and_junit(pytester: pytest.Pytester, kernels: str):
     assert sorted(k["id"] for k in d["kernels"]) == ["5.10.0-t", "6.12.0-t"]
     xml = junit.read_text()
     assert 'name="test_kernel[5.10.0-t]"' in xml and 'name="test_kernel[6.12.0-t]"' in xml
+
+
+TEARDOWN = """
+import pytest
+
+@pytest.fixture
+def broken_cleanup():
+    yield
+    raise RuntimeError("cleanup failed")
+
+def test_torn(kernel, broken_cleanup):
+    pass
+
+@pytest.mark.min_kernel("6.1", feature="bpf_magic")
+def test_new(kernel):
+    pass
+"""
+
+
+def test_one_cell_per_test_and_expected_skips(pytester: pytest.Pytester, kernels: str):
+    pytester.makepyfile(test_t=TEARDOWN)
+    out = pytester.path / "r.json"
+    run(pytester, kernels, "--ebpf-json", str(out))
+    d = json.loads(out.read_text())
+    keys = [(r["subject"], r["kernel"]) for r in d["results"]]
+    assert len(keys) == len(set(keys)) == 4  # call and teardown are one cell
+    cells = {k: r for k, r in zip(keys, d["results"], strict=True)}
+    torn = cells[("test_t.py::test_torn", "6.12.0-t")]
+    assert torn["status"] == "fail" and "cleanup failed" in torn["output"]
+    skip = cells[("test_t.py::test_new", "5.10.0-t")]
+    assert (skip["status"], skip["expected"]) == ("skip", "skip")  # as expected, not a failure
+    assert cells[("test_t.py::test_new", "6.12.0-t")]["status"] == "pass"
+
+
+def test_reports_and_baseline_gate(pytester: pytest.Pytester, kernels: str):
+    pytester.makepyfile(test_g="def test_g(kernel):\n    assert True\n")
+    base = pytester.path / "base.json"
+    r = run(pytester, kernels, "--ebpf-json", str(base), "--ebpf-md", "r.md", "--ebpf-html", "r.html")
+    r.assert_outcomes(passed=2)
+    assert "| `test_g.py::test_g` | ✅ | ✅ |" in (pytester.path / "r.md").read_text()
+    assert 'id="matrix"' in (pytester.path / "r.html").read_text()
+    # the same tests against their own baseline: the gate passes
+    r = run(pytester, kernels, "--ebpf-baseline", str(base))
+    assert r.ret == 0 and "regression gate: PASS" in r.stdout.str()
+    # a test that now fails on one kernel is a regression the gate names
+    pytester.makepyfile(test_g="import os\n\ndef test_g(kernel):\n"
+                               "    assert kernel.id != '5.10.0-t'\n")
+    r = run(pytester, kernels, "--ebpf-baseline", str(base))
+    assert r.ret == 1
+    r.stdout.fnmatch_lines(["*regression gate: FAIL*", "*test_g.py::test_g @ 5.10.0-t: pass → fail*"])
+    # a baseline that is not a results file is a usage error before any VM
+    (pytester.path / "bad.json").write_text("[]")
+    r = run(pytester, kernels, "--ebpf-baseline", "bad.json")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    assert "not an ebpf-harness results file" in r.stderr.str()
 
 
 def test_xdist_keeps_each_kernel_on_one_worker(pytester: pytest.Pytester, kernels: str):

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from reports_data import kernels, sample, vi
 
 from harness.cli import main
 from harness.report.badge import render_badge
@@ -18,7 +19,6 @@ from harness.report.html import render_html, write_site
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.results import Report, Result, VerifierInfo, schema
-from reports_data import kernels, sample, vi
 
 
 def test_markdown_matrix_legend_kernels_and_details():
@@ -175,13 +175,14 @@ def _write(tmp_path: Path, name: str, report: Report) -> Path:
 
 def test_report_render_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     p = _write(tmp_path, "r.json", sample())
-    assert main(["report", "render", str(p)]) == 0
+    # like check and matrix, 1 when a cell does not meet its expectation
+    assert main(["report", "render", str(p)]) == 1
     assert "NOT OK: 6 of 8" in capsys.readouterr().out
-    assert main(["report", str(p)]) == 0  # the form before `render` existed
+    assert main(["report", str(p)]) == 1  # the form before `render` existed
     assert "NOT OK: 6 of 8" in capsys.readouterr().out
     for fmt, check in (("md", "| subject |"), ("junit", "<testsuites"), ("html", "<!DOCTYPE html>")):
         out = tmp_path / f"out.{fmt}"
-        assert main(["report", "render", str(p), "--format", fmt, "-o", str(out)]) == 0
+        assert main(["report", "render", str(p), "--format", fmt, "-o", str(out)]) == 1
         assert check in out.read_text()
 
 
@@ -193,7 +194,7 @@ def test_report_render_merges_several_inputs(tmp_path: Path, capsys: pytest.Capt
         part.kernels = [x for x in part.kernels if x.id == k]
         part.results = [x for x in part.results if x.kernel == k]
         paths.append(str(_write(tmp_path, f"{k}.json", part)))
-    assert main(["report", "render", *paths, "-f", "md"]) == 0
+    assert main(["report", "render", *paths, "-f", "md"]) == 1
     assert "| `observability/loop` | ⏭️ | ✅ | ⛔ | ✅ |" in capsys.readouterr().out
     out = tmp_path / "merged.json"
     assert main(["report", "merge", *paths, "-o", str(out)]) == 0

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from reports_data import sample
 
 from harness.errors import ResultsError
 from harness.report.terminal import render_matrix
 from harness.results import SCHEMA_VERSION, Report, merge, read_all, validate
-from reports_data import sample
 
 
 def test_round_trip_validates_against_the_shipped_schema(tmp_path: Path):
@@ -100,7 +100,7 @@ def test_merge_conflict_names_both_files_subject_and_kernel():
 def test_merge_refuses_two_builds_under_one_kernel_id():
     a, b = sample(), sample()
     b.kernels[0].release = "6.12.107+deb-amd64"
-    with pytest.raises(ResultsError, match="kernel 6.12 is 6.12.94.* in a.json but 6.12.107"):
+    with pytest.raises(ResultsError, match=r"kernel 6.12 is 6\.12\.94.* in a\.json but 6\.12\.107"):
         merge([("a.json", a), ("b.json", b)])
 
 

@@ -29,6 +29,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "(default, all) or paths; without it the plugin is inert")
     g.addoption("--ebpf-json", dest="ebpf_json", default=None,
                 help="write the ebpf-harness results model (one result per test and kernel)")
+    g.addoption("--ebpf-md", dest="ebpf_md", default=None,
+                help="write the Markdown report of the kernel tests (e.g. $GITHUB_STEP_SUMMARY)")
+    g.addoption("--ebpf-html", dest="ebpf_html", default=None,
+                help="write the HTML report of the kernel tests")
+    g.addoption("--ebpf-baseline", dest="ebpf_baseline", default=None,
+                help="compare the kernel tests with these results (a results JSON): the run "
+                     "fails when a cell got worse")
+    g.addoption("--ebpf-max-insns-growth", dest="ebpf_max_insns_growth", default=None, type=float,
+                help="with --ebpf-baseline: also fail on verifier instruction growth above PCT%%")
     g.addoption("--ebpf-accel", dest="ebpf_accel", default=None, choices=["auto", "kvm", "tcg"],
                 help="VM acceleration (default: auto)")
     g.addoption("--ebpf-guest", dest="ebpf_guest", default=None, help=argparse.SUPPRESS)

@@ -13,6 +13,9 @@ import pytest
 from ..config import load_config
 from ..errors import HarnessError
 from ..kernels.model import KernelSpec
+from ..report.diff import Diff
+from ..report.diff import render_term as render_diff
+from ..report.outputs import Outputs, gate, write_outputs
 from ..report.progress import Progress
 from ..results import KernelInfo, Report, Result
 from ..runner import KernelRun, Subject, new_workdir, run_one
@@ -76,9 +79,26 @@ class HostSide:
         self.reports: dict[str, list[pytest.TestReport]] = {}
         self.runs: dict[str, KernelRun] = {}
         self.unfinished_why: dict[str, str] = {}
-        self.results: list[Result] = []
+        self.cells: dict[tuple[str, str], Result] = {}  # (test, kernel) -> one result
         self.infos: dict[str, KernelInfo] = {}
         self._workdir: Path | None = None
+        self.outputs = self._outputs()
+        self.gate: Diff | None = None
+
+    def _outputs(self) -> Outputs:
+        opt = self.config.getoption
+
+        def path(name: str) -> Path | None:
+            v = opt(name)
+            return Path(v) if v else None
+
+        try:
+            base = path("ebpf_baseline")
+            return Outputs(json=path("ebpf_json"), md=path("ebpf_md"), html=path("ebpf_html"),
+                           baseline=Report.read(base) if base else None,
+                           max_insns_growth=opt("ebpf_max_insns_growth"))
+        except HarnessError as e:
+            raise pytest.UsageError(f"ebpf-harness: {e}") from e
 
     # -- running a kernel's tests in its VM ----------------------------------------------
     def _run_kernel(self, kid: str, session: pytest.Session) -> None:
@@ -186,26 +206,54 @@ class HostSide:
         detail = failure_line(longrepr)
         if report.skipped and isinstance(report.longrepr, tuple):
             detail = str(report.longrepr[2])
-        self.results.append(Result(base_nodeid(report.nodeid, kid), kid, status, stage, detail,
-                                   duration=report.duration, output=longrepr[-4000:]))
+        # a skip is what the test asked for (a marker, min_kernel, pytest.skip): expected
+        r = Result(base_nodeid(report.nodeid, kid), kid, status, stage, detail,
+                   expected="skip" if status == "skip" else "pass",
+                   duration=report.duration, output=longrepr[-4000:])
+        key = (r.subject, kid)
+        self.cells[key] = worse_of(self.cells.get(key), r)
 
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        path = self.config.getoption("ebpf_json")
-        if not path or self.is_worker:
-            return
+    def report(self) -> Report:
         report = Report(command=["pytest", *self.config.invocation_params.args])
         for k in self.kernels:
-            info = self.infos.get(k.id) or KernelInfo(k.id, k.release, str(k.version), k.origin)
+            info = self.infos.get(k.id) or KernelInfo(k.id, k.release, str(k.version), k.origin,
+                                                      pinned=k.pinned)
             report.kernels.append(info)
-        report.results = self.results
-        report.write(Path(path))
+        report.results = list(self.cells.values())
+        return report
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        report = self.report()
+        try:
+            self.written = write_outputs(report, self.outputs)
+        except OSError as e:
+            raise pytest.UsageError(f"ebpf-harness: cannot write a report: {e}") from e
+        self.gate = gate(report, self.outputs)
+        if self.gate is not None and self.gate.failed and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker:
             return
-        path = self.config.getoption("ebpf_json")
         kernels = ", ".join(f"{k.id}={k.release}" for k in self.kernels)
-        line = f"ebpf-harness: kernels {kernels}"
-        if path:
-            line += f"; results model written to {path}"
-        terminalreporter.write_line(line)
+        terminalreporter.write_line(f"ebpf-harness: kernels {kernels}")
+        for path in getattr(self, "written", []):
+            terminalreporter.write_line(f"ebpf-harness: written {path}")
+        if self.gate is not None:
+            for line in render_diff(self.gate).splitlines():
+                terminalreporter.write_line(f"ebpf-harness: {line}")
+
+
+_RANK = {"pass": 0, "skip": 1}
+
+
+def worse_of(a: Result | None, b: Result) -> Result:
+    """One cell per test and kernel, from its phases: the worst phase decides (a teardown
+    error fails a passing call); durations add up."""
+    if a is None:
+        return b
+    keep, other = (b, a) if _RANK.get(b.status, 2) > _RANK.get(a.status, 2) else (a, b)
+    keep.duration = (keep.duration or 0.0) + (other.duration or 0.0)
+    return keep
