@@ -132,39 +132,61 @@ def collect(
                 r.detail = f"verifier: {r.verifier.summary}"
             results.append(_apply_expectation(r, owner, kernel))
             seen.add(sid)
-            if owner is not None:
-                seen.add(owner.id)
-    # subjects without a verdict: say why, from what the VM did
+    # every expected cell without a verdict gets one that says why, from what the VM did:
+    # an object's programs are known from the guest's plan event, sent before the first
     crash = find_crash(console)
-    started = [ev["subject"] for ev in events if ev.get("event") == "start"]
+    started = {ev["subject"] for ev in events if ev.get("event") == "start"}
+    plans = {ev["subject"]: list(ev.get("programs", [])) for ev in events
+             if ev.get("event") == "plan"}
+    finished = any(ev.get("event") == "done" for ev in events)
+    why = _Why(crash, outcome, booted, finished, console, console_path)
     for s in subjects:
         if s.compile_error is not None:
             r = Result(s.id, kernel.id, "fail", "compile", s.compile_error)
             results.append(_apply_expectation(r, s, kernel))
             continue
-        if s.id in seen:
-            continue
-        sid = next((x for x in reversed(started) if x == s.id or (x.startswith(s.id + ":")
-                    and x not in seen)), s.id)
-        where = f" (console: {console_path})" if console_path else ""
-        if crash:
-            r = Result(sid, kernel.id, "crash", "run",
-                       f"kernel crashed: {crash_headline(crash)}{where}", console=crash)
-        elif outcome.interrupted:
-            r = Result(sid, kernel.id, "error", "run", "run interrupted before this check ran")
-        elif outcome.timed_out:
-            r = Result(sid, kernel.id, "timeout", "run",
-                       f"VM still running after {outcome.seconds:.0f}s; stopped{where}")
-        elif not booted:
-            tail = " | ".join(console.strip().splitlines()[-3:])[:300]
-            r = Result(sid, kernel.id, "error", "run",
-                       f"the guest agent never started{where}: {tail}", console=console[-4000:])
-        else:
-            r = Result(sid, kernel.id, "error", "run",
-                       f"the VM ended without a verdict for this check{where}")
-        r.expected = _expected(s, kernel)
-        results.append(r)
+        wanted = [s.id]
+        if s.expands and s.id not in seen:
+            wanted = plans.get(s.id) or wanted
+        for sid in wanted:
+            if sid in seen:
+                continue
+            r = why.result(sid, kernel.id, sid in started)
+            r.expected = _expected(s, kernel)
+            results.append(r)
     return info, results
+
+
+@dataclass(frozen=True)
+class _Why:
+    """Why a cell has no verdict, from how the VM ended."""
+
+    crash: str | None
+    outcome: VMOutcome
+    booted: bool
+    finished: bool  # the agent wrote its final 'done' event
+    console: str
+    console_path: Path | None
+
+    def result(self, sid: str, kid: str, started: bool) -> Result:
+        where = f" (console: {self.console_path})" if self.console_path else ""
+        when = "while this check ran" if started else "before this check ran"
+        if self.crash:
+            return Result(sid, kid, "crash", "run",
+                          f"kernel crashed {when}: {crash_headline(self.crash)}{where}",
+                          console=self.crash)
+        if self.outcome.interrupted:
+            return Result(sid, kid, "error", "run", f"run interrupted {when}")
+        if self.outcome.timed_out:
+            return Result(sid, kid, "timeout", "run", f"VM still running after "
+                          f"{self.outcome.seconds:.0f}s; stopped {when}{where}")
+        if not self.booted:
+            tail = " | ".join(self.console.strip().splitlines()[-3:])[:300]
+            return Result(sid, kid, "error", "run", f"the guest agent never started{where}: "
+                          f"{tail}", console=self.console[-4000:])
+        agent = "" if self.finished else " (the guest agent did not finish: the VM died)"
+        return Result(sid, kid, "error", "run",
+                      f"the VM ended {when}, without a verdict{agent}{where}")
 
 
 BOOT_ALLOWANCE = 300.0  # seconds for boot and the feature probe under TCG

@@ -70,10 +70,11 @@ def test_crash_marks_unfinished_subjects_with_console_excerpt():
 
 def test_object_subjects_expand_and_timeout_and_no_boot():
     o = Subject("x.bpf.o", {"kind": "object"}, expands=True)
-    ev = [BOOT, {"event": "start", "subject": "x.bpf.o:p1"},
+    ev = [BOOT, {"event": "plan", "subject": "x.bpf.o", "programs": ["x.bpf.o:p1", "x.bpf.o:p2"]},
+          {"event": "start", "subject": "x.bpf.o:p1"},
           {"event": "result", "subject": "x.bpf.o:p1", "status": "pass", "stage": "attach"}]
     _, res = collect(kspec("6.1", "6.1.1"), [o], ev, "", VMOutcome(None, 900, timed_out=True))
-    assert [(r.subject, r.status) for r in res] == [("x.bpf.o:p1", "pass")]
+    assert [(r.subject, r.status) for r in res] == [("x.bpf.o:p1", "pass"), ("x.bpf.o:p2", "timeout")]
     t = Subject("t", {"kind": "command"})
     _, res = collect(kspec("6.1", "6.1.1"), [t], [BOOT], "", VMOutcome(None, 900, timed_out=True))
     assert res[0].status == "timeout"
@@ -165,3 +166,30 @@ def test_missing_kernel_config_is_an_expected_skip(tmp_path):
     d2 = replace(d, kernel_config=("CONFIG_NET_CLS_BPF",))  # a module counts
     _, (r,) = collect(k, [Subject(s.id, s.task, decl=d2)], ev, "", VMOutcome(255, 5.0))
     assert r.status == "fail"
+
+
+def test_a_vm_that_dies_inside_an_object_loses_no_program():
+    """200 programs planned, QEMU killed after 5 verdicts: 195 cells are not OK, none lost
+    (the run once said 'OK: 5 of 5')."""
+    o = Subject("big.bpf.o", {"kind": "object"}, expands=True)
+    progs = [f"big.bpf.o:p{i}" for i in range(200)]
+    ev = [BOOT, {"event": "plan", "subject": "big.bpf.o", "programs": progs}]
+    for p in progs[:5]:
+        ev += [{"event": "start", "subject": p},
+               {"event": "result", "subject": p, "status": "pass", "stage": "attach"}]
+    ev.append({"event": "start", "subject": progs[5]})
+    _, res = collect(kspec("6.1", "6.1.1"), [o], ev, "", VMOutcome(-9, 30.0))
+    assert len(res) == 200 and sum(r.status == "pass" for r in res) == 5
+    running = next(r for r in res if r.subject == progs[5])
+    assert running.status == "error" and "while this check ran" in running.detail
+    assert "the guest agent did not finish" in running.detail
+    later = next(r for r in res if r.subject == progs[6])
+    assert "before this check ran" in later.detail
+    assert not any(r.meets_expectation for r in res[5:])
+
+
+def test_an_object_that_never_started_gets_one_cell():
+    o = Subject("x.bpf.o", {"kind": "object"}, expands=True)
+    _, res = collect(kspec("6.1", "6.1.1"), [o], [BOOT], "", VMOutcome(None, 1.0, interrupted=True))
+    assert [(r.subject, r.status) for r in res] == [("x.bpf.o", "error")]
+    assert res[0].detail == "run interrupted before this check ran"

@@ -129,6 +129,8 @@ def run_object(task: dict, send: Send, job: dict) -> None:
         send({"event": "start", "subject": label})
         send(_result(label, "fail", "load", "the object has no BPF programs"))
         return
+    # what the host must expect: a VM that dies inside the object leaves these unfinished
+    send({"event": "plan", "subject": label, "programs": [f"{label}:{n}" for n in names]})
     for name in names:
         subject = f"{label}:{name}"
         send({"event": "start", "subject": subject})
