@@ -27,6 +27,7 @@ from .verifier import info_from
 from .vm.accel import choose_accel
 from .vm.backend import LIVE, Backend, VMOutcome, VMRequest
 from .vm.console import crash_headline, find_crash
+from .vm.shared import read_guest_file
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 GUEST_PYTHON = "/usr/bin/python3"  # Debian's, where python3-bpfcc and pyroute2 live
@@ -83,9 +84,7 @@ def _apply_expectation(r: Result, subject: Subject | None, kernel: KernelSpec) -
 
 def read_events(path: Path) -> list[dict]:
     out = []
-    if not path.exists():
-        return out
-    for line in path.read_text(errors="replace").splitlines():
+    for line in read_guest_file(path).splitlines():
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:
@@ -228,7 +227,8 @@ def run_one(
         "setup": backend.name != "local",
         "tasks": [dict(s.task, subject=s.id) for s in subjects if s.compile_error is None],
     }
-    job_path = rundir / "job.json"
+    # the job and the console stay outside the directory the guest can write
+    job_path = workdir / f"{safe}.job.json"
     job_path.write_text(json.dumps(job, indent=1))
     network = any(s.network for s in subjects)
     vm_timeout = config.vm_timeout or vm_budget(job["tasks"], config.check_timeout)
@@ -249,7 +249,7 @@ def run_one(
             break
         if attempt_accel == "kvm":
             notify(kernel.id, "note", "KVM boot failed; retrying under TCG")
-    console_path = rundir / "console.log"
+    console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
     info, results = collect(kernel, subjects, read_events(events_path), console, outcome,
                             console_path)

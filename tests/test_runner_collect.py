@@ -5,7 +5,7 @@ from pathlib import Path
 from harness.config import Config
 from harness.kernels.model import KernelSpec
 from harness.results import Report
-from harness.runner import Subject, collect, run_kernels
+from harness.runner import Subject, collect, run_kernels, run_one
 from harness.suite import ProgramDecl
 from harness.versions import KernelVersion
 from harness.vm.backend import FakeBackend, VMOutcome
@@ -106,7 +106,7 @@ def test_run_kernels_with_fake_backend_one_vm_per_kernel(tmp_path):
     assert not interrupted
     assert sorted(r.kernel_id for r in backend.requests) == ["5.10", "6.12"]
     assert all(len(r.results) == 2 and all(x.status == "pass" for x in r.results) for r in runs)
-    job = (tmp_path / "w" / "5.10" / "job.json").read_text()
+    job = (tmp_path / "w" / "5.10.job.json").read_text()
     assert '"subject": "a"' in job
     report = Report(kernels=[r.info for r in runs], results=[x for r in runs for x in r.results])
     assert report.ok
@@ -193,3 +193,36 @@ def test_an_object_that_never_started_gets_one_cell():
     _, res = collect(kspec("6.1", "6.1.1"), [o], [BOOT], "", VMOutcome(None, 1.0, interrupted=True))
     assert [(r.subject, r.status) for r in res] == [("x.bpf.o", "error")]
     assert res[0].detail == "run interrupted before this check ran"
+
+
+def test_guest_written_files_are_read_without_following_links(tmp_path):
+    from harness.runner import read_events
+    from harness.vm.shared import read_guest_file
+
+    secret = tmp_path / "host-secret"
+    secret.write_text('{"event": "result", "subject": "stolen"}\n')
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "events.jsonl").symlink_to(secret)
+    assert read_events(shared / "events.jsonl") == []
+    (shared / "fifo").mkdir()
+    assert read_guest_file(shared / "fifo") == ""
+    big = shared / "big"
+    big.write_text("x" * 5000)
+    assert len(read_guest_file(big, limit=1000)) == 1000
+
+
+def test_console_and_job_live_outside_the_guest_directory(tmp_path):
+    seen = {}
+
+    def script(req):
+        seen["console"] = req.console_path
+        seen["job"] = Path(req.command[-1])
+        return [BOOT], "booted\n"
+
+    k = kspec("6.1", "6.1.1")
+    run = run_one(k, [Subject("t", {"kind": "command"})], Config(cache_dir=tmp_path),
+                  FakeBackend(script), tmp_path / "w", lambda *a: None, "tcg")
+    shared = tmp_path / "w" / "6.1"
+    for p in (seen["console"], seen["job"], run.console_path):
+        assert shared not in p.parents and p.exists()

@@ -37,7 +37,8 @@ class VMRequest:
 
     @property
     def console_path(self) -> Path:
-        return self.rundir / "console.log"
+        """Beside the shared directory, never in it: the guest cannot plant a link there."""
+        return self.rundir.parent / f"{self.rundir.name}.console.log"
 
 
 @dataclass
