@@ -274,17 +274,32 @@ def run_kernels(
     pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
     futures = [pool.submit(run_one, k, subjects, config, backend, workdir, notify, accel)
                for k in kernels]
-    for f in futures:
-        while True:
-            try:
-                runs.append(f.result())
-                break
-            except KeyboardInterrupt:
-                # stop every VM; the workers then collect what their guests wrote
-                interrupted = True
-                LIVE.kill_all()
-    pool.shutdown()
+    try:
+        for k, f in zip(kernels, futures, strict=True):
+            while True:
+                try:
+                    runs.append(f.result())
+                    break
+                except KeyboardInterrupt:
+                    # stop every VM; the workers then collect what their guests wrote
+                    interrupted = True
+                    LIVE.kill_all()
+                except Exception as e:  # a harness bug on one kernel: the others go on
+                    runs.append(_failed_run(k, subjects, e))
+                    break
+    finally:
+        pool.shutdown(wait=not LIVE.stopping.is_set(), cancel_futures=True)
     return runs, interrupted
+
+
+def _failed_run(kernel: KernelSpec, subjects: list[Subject], e: Exception) -> KernelRun:
+    """Every cell of a kernel whose worker raised: an error naming the exception."""
+    info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
+                      origin=kernel.origin, pinned=kernel.pinned)
+    why = f"harness error on kernel {kernel.id}: {type(e).__name__}: {e}"
+    results = [Result(s.id, kernel.id, "error", "run", why, expected=_expected(s, kernel))
+               for s in subjects]
+    return KernelRun(kernel, info, results)
 
 
 _HELD: list[int] = []  # lock fds of this process's run directories, held until exit

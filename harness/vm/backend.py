@@ -7,6 +7,7 @@ did): the guest agent writes them into the shared results directory.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -63,6 +64,7 @@ class _Live:
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
+        self.stop_signal = signal.SIGINT  # what stopped the run, for its exit status
 
     def add(self, p: subprocess.Popen[bytes]) -> None:
         with self._lock:
@@ -81,11 +83,58 @@ class _Live:
 
 
 LIVE = _Live()
+atexit.register(LIVE.kill_all)  # whatever ends the harness, no VM outlives it
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a CI cancel, `timeout`, a closed terminal), handled like Ctrl-C:
+    every VM is killed and the partial results are written."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def stop_on_signals() -> None:
+    """In the main thread of a command: SIGTERM and SIGHUP raise Stopped there."""
+
+    def handler(signum: int, frame: object) -> None:
+        LIVE.stop_signal = signum
+        raise Stopped(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below pid, from /proc (children that started sessions of their own
+    are not in its process group)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def kill_group(p: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of p and every process below it, whatever its group."""
+    below = _descendants(p.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(p.pid, signal.SIGKILL)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def supervise(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, bool]:
@@ -169,4 +218,4 @@ class LocalBackend:
                                     cwd=req.rundir, start_new_session=True)
             rc, timed_out = supervise(proc, req.timeout)
         return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out,
-                         argv=list(req.command))
+                         interrupted=LIVE.stopping.is_set(), argv=list(req.command))
