@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,12 +21,14 @@ from .report.outputs import Outputs, gate, write_outputs
 from .report.progress import Progress
 from .report.terminal import render_matrix
 from .results import Report, write_text_atomic
+from .vm.backend import LIVE, stop_on_signals
 
 
 def _common(p: argparse.ArgumentParser, kernels: bool = True) -> None:
     if kernels:
         p.add_argument("--kernels", "-k", help="kernel ids: lines (6.12), sets (default, all), "
                        "exact releases, or paths to a bzImage (default: the 'default' set)")
+        _lock_options(p)
     p.add_argument("--json", type=Path, help="write the versioned results model here")
     p.add_argument("--mirror", help="Debian archive URL (default: from the host's apt sources)")
     p.add_argument("--security-mirror", help="Debian security archive URL")
@@ -36,6 +40,12 @@ def _common(p: argparse.ArgumentParser, kernels: bool = True) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     if kernels:
         _report_outputs(p)
+
+
+def _lock_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock", type=Path, metavar="FILE", help="use exactly the kernel builds this "
+                   "lock file pins (default: kernels.lock beside pyproject.toml, if present)")
+    p.add_argument("--no-lock", action="store_true", help="ignore any configured lock file")
 
 
 def _report_outputs(p: argparse.ArgumentParser) -> None:
@@ -64,8 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     kl = ksub.add_parser("list", help="catalog lines, sets and cached kernels")
     _common(kl, kernels=False)
     kf = ksub.add_parser("fetch", help="download and verify kernels")
-    kf.add_argument("ids", nargs="+")
+    kf.add_argument("ids", nargs="*", help="kernel ids (default: the 'default' set, or "
+                    "every kernel of the lock file)")
+    _lock_options(kf)
     _common(kf, kernels=False)
+    klk = ksub.add_parser("lock", help="pin kernels to their exact Debian builds in a lock file")
+    klk.add_argument("ids", nargs="*", help="kernel ids (default: the 'default' set); other "
+                     "kernels already in the lock file are kept")
+    klk.add_argument("-o", "--output", type=Path, default=Path("kernels.lock"),
+                     help="the lock file (default: ./kernels.lock)")
+    _common(klk, kernels=False)
     kpr = ksub.add_parser("prune", help="remove cached kernels not in --keep, and leftovers")
     kpr.add_argument("--keep", default="", help="kernel ids to keep (resolved like --kernels)")
     _common(kpr, kernels=False)
@@ -135,7 +153,8 @@ def _config(args: argparse.Namespace) -> Config:
         memory=getattr(args, "memory", None),
         vm_timeout=getattr(args, "vm_timeout", None),
         check_timeout=getattr(args, "check_timeout", None),
-    )
+        lock=getattr(args, "lock", None),
+    ).without_lock(getattr(args, "no_lock", False))
 
 
 def _outputs(args: argparse.Namespace) -> Outputs:
@@ -155,7 +174,7 @@ def _finish(report: Report, outs: Outputs) -> int:
     if result is not None:
         sys.stdout.write("\n" + render_diff(result))
     if report.interrupted:
-        return 130
+        return 128 + LIVE.stop_signal
     if result is not None:
         return 1 if result.failed else 0
     return 0 if report.ok else 1
@@ -225,9 +244,22 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
             print(f"  {t['release']:<28} {t['suite']:<20} {t['version']}")
         return 0
     if args.kcmd == "fetch":
-        for req in parse_kernel_ids(args.ids, catalog):
-            k = prepare(req, catalog, cfg, progress=progress.download)
-            print(f"{req.id}: {k.release} from {k.origin} -> {k.root}")
+        from .session import prepare_kernels
+
+        for k in prepare_kernels(args.ids or None, cfg, progress):
+            print(f"{k.id}: {k.release} from {k.origin}{' (locked)' if k.pinned else ''} -> {k.root}")
+        return 0
+    if args.kcmd == "lock":
+        from .kernels.fetch import relock
+
+        before, pinned, after = relock(args.output, args.ids or None, catalog, cfg,
+                                       progress.download)
+        for k in after.kernels:
+            old = before.get(k.id)
+            what = ("kept" if k not in pinned else "new" if old is None
+                    else "unchanged" if old == k else f"was {old.release} {old.version}")
+            print(f"{k.id}: {k.release} from {k.origin} ({what})")
+        print(f"lock file written to {args.output}")
         return 0
     keep: set[str] = set()
     if args.keep:
@@ -241,14 +273,39 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
 def main(argv: Sequence[str] | None = None) -> int:
     raw = _legacy(list(argv) if argv is not None else sys.argv[1:])
     args = build_parser().parse_args(raw)
+    if threading.current_thread() is threading.main_thread():
+        stop_on_signals()
     try:
         return _main(args, raw)
     except HarnessError as e:
         print(f"ebpf-harness: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ebpf-harness: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"ebpf-harness: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+    except Exception as e:  # a bug: a short message and where the traceback went
+        log = _crash_log(raw)
+        print(f"ebpf-harness: internal error: {type(e).__name__}: {e}. The traceback is in "
+              f"{log}; please report it with that file.", file=sys.stderr)
+        return 3
+
+
+def _crash_log(argv: list[str]) -> Path:
+    import tempfile
+    import traceback
+
+    from .config import default_cache
+
+    d = default_cache() / "logs"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        d = Path(tempfile.gettempdir())
+    fd, name = tempfile.mkstemp(prefix="crash-", suffix=".log", dir=d)
+    with open(fd, "w") as fh:
+        fh.write(f"ebpf-harness {' '.join(argv)}\n\n{traceback.format_exc()}")
+    return Path(name)
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:

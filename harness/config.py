@@ -12,6 +12,11 @@ Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
 - ``memory``           guest memory, e.g. 2G
 - ``vm_timeout``       seconds one VM may run (default: 300 + the checks' own timeouts)
 - ``check_timeout``    seconds one check may run inside the guest
+- ``stall_timeout``    seconds a guest may show no progress (no event, heartbeat or console
+                       output) before it counts as hung (default 60 under TCG, 30 with KVM)
+- ``lock``             kernel lock file (``ebpf-harness kernels lock``); relative to the
+                       pyproject.toml that names it. Default: ``kernels.lock`` beside the
+                       project's pyproject.toml, when there is one
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from typing import Any
 from .errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCK_NAME = "kernels.lock"  # found beside the project's pyproject.toml
 
 
-def _default_cache() -> Path:
+def default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ebpf-harness"
 
@@ -45,10 +51,16 @@ class Config:
     cpus: int = 2
     vm_timeout: float = 0.0  # 0: boot allowance plus the sum of the checks' timeouts
     check_timeout: float = 180.0
+    stall_timeout: float = 0.0  # 0: 60 s under TCG, 30 s with KVM
     index_max_age: float = 6 * 3600.0
+    lock: Path | None = None  # every command prepares exactly the builds this file pins
 
     def with_overrides(self, **kw: Any) -> Config:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+    def without_lock(self, drop: bool = True) -> Config:
+        """This configuration with no lock file (--no-lock), when drop is true."""
+        return replace(self, lock=None) if drop else self
 
 
 _TYPES = {f.name: f.type for f in fields(Config)}
@@ -57,7 +69,7 @@ _TYPES = {f.name: f.type for f in fields(Config)}
 def _coerce(key: str, value: Any, origin: str) -> Any:
     t = _TYPES[key]
     try:
-        if t == "Path":
+        if t in ("Path", "Path | None"):
             return Path(str(value)).expanduser()
         if t == "int":
             return int(value)
@@ -78,7 +90,7 @@ def find_pyproject(start: Path) -> Path | None:
 
 def load_config(cwd: Path | None = None, env: dict[str, str] | None = None) -> Config:
     env = dict(os.environ) if env is None else env
-    values: dict[str, Any] = {"cache_dir": _default_cache()}
+    values: dict[str, Any] = {"cache_dir": default_cache()}
     pp = find_pyproject(cwd or Path.cwd())
     if pp is not None:
         try:
@@ -90,6 +102,8 @@ def load_config(cwd: Path | None = None, env: dict[str, str] | None = None) -> C
             k = key.replace("-", "_")
             if k in _TYPES:
                 values[k] = _coerce(k, value, str(pp))
+                if k == "lock":  # the project's file, wherever the command runs from
+                    values[k] = pp.parent / values[k]
             elif k != "default_set":
                 raise ConfigError(
                     f"{pp}: unknown key '{key}' in [tool.ebpf-harness]; "
@@ -99,6 +113,8 @@ def load_config(cwd: Path | None = None, env: dict[str, str] | None = None) -> C
         ev = env.get(f"EBPF_HARNESS_{k.upper()}")
         if ev:
             values[k] = _coerce(k, ev, f"environment EBPF_HARNESS_{k.upper()}")
+    if "lock" not in values and pp is not None and (pp.parent / LOCK_NAME).is_file():
+        values["lock"] = pp.parent / LOCK_NAME
     if values.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise ConfigError(f"accel must be auto, kvm or tcg, not {values['accel']!r}")
     return Config(**values)

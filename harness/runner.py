@@ -176,6 +176,10 @@ class _Why:
                           console=self.crash)
         if self.outcome.interrupted:
             return Result(sid, kid, "error", "run", f"run interrupted {when}")
+        if self.outcome.stalled:
+            return Result(sid, kid, "timeout", "run", f"the guest stopped making progress {when} "
+                          f"(no event, heartbeat or console output for the stall limit); "
+                          f"stopped after {self.outcome.seconds:.0f}s{where}")
         if self.outcome.timed_out:
             return Result(sid, kid, "timeout", "run", f"VM still running after "
                           f"{self.outcome.seconds:.0f}s; stopped {when}{where}")
@@ -189,6 +193,11 @@ class _Why:
 
 
 BOOT_ALLOWANCE = 300.0  # seconds for boot and the feature probe under TCG
+STALL = {"tcg": 60.0, "kvm": 30.0}  # seconds without any sign of life: a hung guest
+
+
+def stall_limit(config: Config, accel: str) -> float:
+    return config.stall_timeout or STALL.get(accel, 60.0)
 
 
 def vm_budget(tasks: list[dict], check_timeout: float) -> float:
@@ -241,7 +250,8 @@ def run_one(
         events_path.unlink(missing_ok=True)
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(guest_command(job_path)),
                         accel=attempt_accel, memory=config.memory, cpus=config.cpus,
-                        network=network, timeout=vm_timeout, append=tuple(append))
+                        network=network, timeout=vm_timeout, append=tuple(append),
+                        stall=stall_limit(config, attempt_accel))
         outcome = backend.run(req)
         events = read_events(events_path)
         accel = attempt_accel

@@ -15,7 +15,8 @@ from .config import Config
 from .errors import CompileError, ConfigError
 from .kernels.cache import Cache
 from .kernels.catalog import load_catalog, parse_kernel_ids
-from .kernels.fetch import prepare
+from .kernels.fetch import prepare, prepare_locked
+from .kernels.lock import read_lock
 from .kernels.model import KernelSpec
 from .report.progress import Progress
 from .results import Report
@@ -24,8 +25,24 @@ from .suite import ProgramDecl, discover
 from .vm.backend import Backend, VngBackend
 
 
-def prepare_kernels(ids: str | None, config: Config, progress: Progress) -> list[KernelSpec]:
+def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progress,
+                    lock: Path | None = None) -> list[KernelSpec]:
+    """The kernels for ids (default: the 'default' set), ready to boot.
+
+    With a lock file (lock, else config.lock) exactly the builds it pins: every locked id
+    when ids is None, else only ids present in it (another id is a ConfigError).
+    """
     catalog = load_catalog(config.catalog)
+    lock = lock or config.lock
+    if lock is not None:
+        locked = read_lock(lock)
+        out = []
+        for lk in locked.select(ids, catalog):
+            progress.kernel(lk.id, "fetch", f"locked build {lk.release} ({lk.origin})")
+            k = prepare_locked(lk, config, progress=progress.download, lock_path=lock)
+            progress.kernel(lk.id, "ready", f"{k.release} ({k.origin}, locked)")
+            out.append(k)
+        return out
     reqs = parse_kernel_ids(ids or "default", catalog)
     out = []
     for req in reqs:

@@ -226,3 +226,34 @@ def test_console_and_job_live_outside_the_guest_directory(tmp_path):
     shared = tmp_path / "w" / "6.1"
     for p in (seen["console"], seen["job"], run.console_path):
         assert shared not in p.parents and p.exists()
+
+
+def test_a_guest_that_stops_making_progress_is_stopped_within_the_stall_limit(tmp_path):
+    """A 'guest' that reports its boot and then goes silent (SIGSTOP of QEMU looks the
+    same from the host) is killed after the stall limit, not after the VM's whole budget."""
+    import time as _time
+
+    from harness.vm.backend import LocalBackend, VMRequest
+
+    rundir = tmp_path / "shared"
+    rundir.mkdir()
+    cmd = ("sh", "-c", f"echo '{{\"event\": \"boot\"}}' >> {rundir}/events.jsonl; exec sleep 60")
+    req = VMRequest("6.1", Path("/k"), rundir, cmd, timeout=120, stall=2.0)
+    t0 = _time.monotonic()
+    outcome = LocalBackend().run(req)
+    took = _time.monotonic() - t0
+    assert outcome.stalled and not outcome.timed_out and took < 10
+    _, res = collect(kspec("6.1", "6.1.1"), [Subject("t", {"kind": "command"})],
+                     [BOOT, {"event": "start", "subject": "t"}], "", outcome)
+    assert res[0].status == "timeout" and "stopped making progress while this check ran" in res[0].detail
+
+
+def test_heartbeats_keep_a_quiet_guest_alive(tmp_path):
+    from harness.vm.backend import LocalBackend, VMRequest
+
+    rundir = tmp_path / "shared"
+    rundir.mkdir()
+    beat = f"for i in 1 2 3 4 5 6; do echo '{{}}' >> {rundir}/events.jsonl; sleep 0.5; done"
+    req = VMRequest("6.1", Path("/k"), rundir, ("sh", "-c", beat), timeout=60, stall=2.0)
+    outcome = LocalBackend().run(req)
+    assert not outcome.stalled and outcome.returncode == 0

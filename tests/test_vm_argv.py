@@ -27,6 +27,7 @@ def test_kernel_args_enable_bpf_lsm_and_panic_exit():
     appended = [argv[i + 1] for i, a in enumerate(argv) if a == "--append"]
     assert any(a.startswith("lsm=") and a.endswith(",bpf") for a in appended)
     assert "panic=-1" in appended and "foo=1" in appended
+    assert "softlockup_panic=1" in appended and "hung_task_panic=1" in appended
 
 
 def test_command_is_an_argv_after_double_dash():

@@ -20,6 +20,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -33,11 +34,29 @@ PROTOCOL = 1
 class Writer:
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._lock = threading.Lock()  # the heartbeat thread writes too
 
     def write(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
-        os.write(self.fd, line.encode())
-        os.fsync(self.fd)
+        with self._lock:
+            os.write(self.fd, line.encode())
+            os.fsync(self.fd)
+
+
+HEARTBEAT = 10.0  # seconds; the host counts a guest silent for its stall limit as hung
+
+
+def start_heartbeat(out: Writer, every: float = HEARTBEAT) -> threading.Event:
+    """Write a heartbeat event while checks run (a long BCC compile prints nothing);
+    set the returned event to stop it."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            out.write({"event": "heartbeat", "uptime": _uptime()})
+
+    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+    return stop
 
 
 def _uptime() -> float:
@@ -177,9 +196,11 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # the boot event must go out whatever happens
         boot["notes"].append(f"feature probe failed: {type(e).__name__}: {e}")
     out.write(boot)
+    beating = start_heartbeat(out, float(job.get("heartbeat", HEARTBEAT)))
     timeout = float(job.get("check_timeout", 120))
     for task in job["tasks"]:
         run_forked(task, job, out, float(task.get("timeout", timeout)))
+    beating.set()
     out.write({"event": "done", "uptime": _uptime()})
     os.sync()
     return 0

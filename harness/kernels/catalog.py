@@ -76,20 +76,22 @@ def load_catalog(directory: Path) -> Catalog:
     return Catalog(entries, sets, flavour)
 
 
-def parse_kernel_ids(text: str | list[str], catalog: Catalog) -> list[KernelRequest]:
-    """'5.10,6.12' / 'default' / 'all' / '6.12.94+deb13-amd64' / '/path/bzImage' -> requests."""
-    raw = text if isinstance(text, list) else [t for t in text.split(",")]
-    out: list[KernelRequest] = []
-    seen: set[str] = set()
-    for item in (t.strip() for t in raw):
+def expand_ids(text: str | list[str], catalog: Catalog) -> list[str]:
+    """'5.10,6.12' or ['5.10', 'ci'] -> kernel ids, sets expanded, duplicates dropped."""
+    raw = [text] if isinstance(text, str) else text
+    out: list[str] = []
+    for item in (t.strip() for chunk in raw for t in chunk.split(",")):
         if not item:
             continue
-        expanded = list(catalog.sets[item]) if item in catalog.sets else [item]
-        for kid in expanded:
-            if kid in seen:
-                continue
-            seen.add(kid)
-            out.append(parse_kernel_id(kid, catalog))
+        for kid in list(catalog.sets[item]) if item in catalog.sets else [item]:
+            if kid not in out:
+                out.append(kid)
+    return out
+
+
+def parse_kernel_ids(text: str | list[str], catalog: Catalog) -> list[KernelRequest]:
+    """'5.10,6.12' / 'default' / 'all' / '6.12.94+deb13-amd64' / '/path/bzImage' -> requests."""
+    out = [parse_kernel_id(kid, catalog) for kid in expand_ids(text, catalog)]
     if not out:
         raise ConfigError(f"no kernels given; available lines: {catalog.available()}")
     return out

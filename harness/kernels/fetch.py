@@ -3,6 +3,10 @@
 Trust chain: InRelease (gpgv against the Debian archive keyring) -> SHA256 of
 Packages.xz listed in it -> SHA256 of every .deb listed in Packages. Nothing unverified is
 used or kept: a cached file that no longer matches its checksum is removed and fetched again.
+
+A lock file (lock.py) carries the SHA256 and size of every package, taken from a signed
+index at lock time; a locked build is verified against those, since it may have left the
+current index, and against the current signed index too while that still lists it.
 """
 
 from __future__ import annotations
@@ -18,16 +22,26 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import tools
 from ..config import Config
-from ..errors import KernelError, MirrorError, UnknownKernelError, VerificationError
+from ..errors import ConfigError, KernelError, MirrorError, UnknownKernelError, VerificationError
 from ..versions import KernelVersion, compare_debian_versions
 from .cache import Cache
-from .catalog import Catalog, KernelRequest
+from .catalog import Catalog, KernelRequest, parse_kernel_ids
 from .debian import Package, Release, abi_of, closure, image_release, parse_packages, parse_release
 from .layout import bzimage_release, normalize_tree
+from .lock import (
+    DEFAULT_LOCK_NAME,
+    LockedKernel,
+    LockedPackage,
+    LockFile,
+    read_lock_for_update,
+    relock_command,
+    write_lock,
+)
 from .mirror import HOW_TO_SET, resolve_mirrors
 from .model import KernelSpec
 
@@ -36,6 +50,15 @@ Progress = Callable[[str, int, int], None]  # (label, done bytes, total bytes)
 IMAGE_FAMILIES = ("linux-image-", "linux-binary-", "linux-modules-", "linux-base-")
 HEADER_FAMILIES = ("linux-headers-",)
 TREE_FORMAT = 2  # bump when the layout of prepared trees changes
+TREE_META = ".harness-tree.json"
+
+
+class _Absent(MirrorError):
+    """The mirror answered, and the file is not there (HTTP 404/410, or no such local file)."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 def _sha256_file(path: Path) -> str:
@@ -79,11 +102,15 @@ class Archive:
                 try:
                     resp = urllib.request.urlopen(url, timeout=60)
                 except urllib.error.HTTPError as e:
-                    raise MirrorError(
-                        f"{url}: HTTP {e.code}. The mirror may not carry this suite; {HOW_TO_SET}"
-                    ) from e
+                    msg = f"{url}: HTTP {e.code}. The mirror may not carry this suite; {HOW_TO_SET}"
+                    if e.code in (404, 410):
+                        raise _Absent(msg, f"HTTP {e.code}") from e
+                    raise MirrorError(msg) from e
                 except (urllib.error.URLError, OSError) as e:
-                    raise MirrorError(f"cannot reach {url} ({e}); {HOW_TO_SET}") from e
+                    msg = f"cannot reach {url} ({e}); {HOW_TO_SET}"
+                    if isinstance(getattr(e, "reason", e), FileNotFoundError):
+                        raise _Absent(msg, "not found") from e
+                    raise MirrorError(msg) from e
                 total = expected or int(resp.headers.get("Content-Length") or 0)
                 done = 0
                 with resp:
@@ -99,22 +126,25 @@ class Archive:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def _verified(self, url: str, dest: Path, sha256: str, size: int, label: str) -> Path:
-        """dest holding exactly the bytes with this checksum; re-fetched once if corrupt."""
+    def _verified(self, url: str, dest: Path, sha256: str, size: int, label: str,
+                  against: str = "the signed index") -> Path:
+        """dest holding exactly the bytes with this checksum and size; re-fetched once if corrupt."""
         if dest.exists():
-            if _sha256_file(dest) == sha256:
+            if dest.stat().st_size == size and _sha256_file(dest) == sha256:
                 return dest
             dest.unlink()  # corrupt cache entry: drop it and fetch again
         for attempt in (1, 2):
             self._get(url, dest, label, size)
-            got = _sha256_file(dest)
-            if got == sha256:
+            got, got_size = _sha256_file(dest), dest.stat().st_size
+            if got == sha256 and got_size == size:
                 return dest
             dest.unlink()
             if attempt == 2:
                 raise VerificationError(
-                    f"{url}: SHA256 {got} does not match the signed index ({sha256}) twice; "
-                    "the mirror is serving corrupt data, try another mirror (--mirror)"
+                    f"{url}: SHA256 {got} ({got_size} bytes) does not match {against} "
+                    f"({sha256}, {size} bytes) twice; the mirror is serving corrupt data, "
+                    "try another mirror (--mirror)"
+                    + ("" if against == "the signed index" else ", or the lock file was altered")
                 )
         raise AssertionError("unreachable")
 
@@ -258,6 +288,31 @@ def upstream_version(pkg_version: str) -> KernelVersion:
     return KernelVersion.parse(pkg_version.split(":")[-1])
 
 
+@dataclass(frozen=True)
+class Build:
+    """One build of a kernel found in the signed index: its release and every package."""
+
+    release: str
+    image: Package
+    packages: tuple[Package, ...]  # the image's closure, then the headers' (if any)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(p.name + "=" + p.version for p in self.packages)
+
+
+def resolve(req: KernelRequest, catalog: Catalog, archive: Archive, with_headers: bool = True) -> Build:
+    """The build a catalog line or exact release stands for now, from the signed index."""
+    rel, image = choose(candidates(archive, req, catalog.flavour), req)
+    pkgs = archive.packages(image.suite)
+    # the image's dependencies may sit in the same suite only
+    abi = abi_of(rel, catalog.flavour)
+    wanted = closure(image.name, pkgs, abi, IMAGE_FAMILIES)
+    if with_headers and f"linux-headers-{rel}" in pkgs:
+        wanted += closure(f"linux-headers-{rel}", pkgs, abi, HEADER_FAMILIES)
+    return Build(rel, image, tuple(wanted))
+
+
 def prepare(
     req: KernelRequest,
     catalog: Catalog,
@@ -269,50 +324,206 @@ def prepare(
     if req.kind == "local":
         return prepare_local(req)
     archive = Archive(config, progress)
-    rel, image = choose(candidates(archive, req, catalog.flavour), req)
-    pkgs = archive.packages(image.suite)
-    # the image's dependencies may sit in the same suite only
-    abi = abi_of(rel, catalog.flavour)
-    wanted = closure(image.name, pkgs, abi, IMAGE_FAMILIES)
-    header_pkgs: list[Package] = []
-    if with_headers and f"linux-headers-{rel}" in pkgs:
-        header_pkgs = closure(f"linux-headers-{rel}", pkgs, abi, HEADER_FAMILIES)
+    build = resolve(req, catalog, archive, with_headers)
+    rel, image = build.release, build.image
     cache = archive.cache
     tree = cache.path("kernels", rel)
-    meta_file = tree / ".harness-tree.json"
     with cache.lock(f"kernel-{rel}"):
-        meta = _read_meta(meta_file)
-        names = sorted(p.name + "=" + p.version for p in wanted + header_pkgs)
-        if meta.get("packages") != names or meta.get("format") != TREE_FORMAT:
-            debs = [archive.deb(p) for p in wanted + header_pkgs]
-            with cache.staging_dir(tree) as stage:
-                for deb in debs:
-                    tools.run(["dpkg-deb", "-x", str(deb), str(stage)], timeout=600)
-                vmlinuz_rel = normalize_tree(stage, rel)
-                tools.run(["depmod", "-b", str(stage), rel], timeout=600)
-                meta = {
-                    "format": TREE_FORMAT,
-                    "release": rel,
-                    "version": image.version,
-                    "suite": image.suite,
-                    "packages": names,
-                    "vmlinuz": vmlinuz_rel,
-                }
-                (stage / ".harness-tree.json").write_text(json.dumps(meta, indent=1))
-            for deb in debs:  # the extracted tree is the cache entry; keep disk use low
-                deb.unlink(missing_ok=True)
+        meta = _read_meta(tree / TREE_META)
+        if meta.get("packages") != build.names or meta.get("format") != TREE_FORMAT:
+            debs = [archive.deb(p) for p in build.packages]
+            meta = _build_tree(cache, tree, rel, debs, {
+                "release": rel,
+                "version": image.version,
+                "suite": image.suite,
+                "packages": build.names,
+                "sha256": {p.name: p.sha256 for p in build.packages},
+            })
+    common = f"linux-headers-{abi_of(rel, catalog.flavour)}-common"
+    return _spec(req.id, tree, meta, common)
+
+
+def _build_tree(cache: Cache, tree: Path, rel: str, debs: list[Path], meta: dict) -> dict:
+    """Extract verified .debs into the cache entry for rel (all or nothing); returns its meta.
+
+    The caller holds the kernel's cache lock. meta records, besides the layout, the
+    packages (name=version) and their SHA256s, so a lock file can vouch for the tree later.
+    """
+    with cache.staging_dir(tree) as stage:
+        for deb in debs:
+            tools.run(["dpkg-deb", "-x", str(deb), str(stage)], timeout=600)
+        vmlinuz_rel = normalize_tree(stage, rel)
+        tools.run(["depmod", "-b", str(stage), rel], timeout=600)
+        meta = {"format": TREE_FORMAT, **meta, "vmlinuz": vmlinuz_rel}
+        (stage / TREE_META).write_text(json.dumps(meta, indent=1))
+    for deb in debs:  # the extracted tree is the cache entry; keep disk use low
+        deb.unlink(missing_ok=True)
+    return meta
+
+
+def _spec(kid: str, tree: Path, meta: dict, common_name: str | None, pinned: bool = False) -> KernelSpec:
+    rel = meta["release"]
     headers = tree / "usr" / "src" / f"linux-headers-{rel}"
-    common = tree / "usr" / "src" / f"linux-headers-{abi}-common"
+    common = tree / "usr" / "src" / common_name if common_name else None
     return KernelSpec(
-        id=req.id,
+        id=kid,
         release=rel,
         version=upstream_version(meta["version"]),
         vmlinuz=tree / meta["vmlinuz"],
         root=tree,
         headers=headers if headers.is_dir() else None,
-        headers_common=common if common.is_dir() else None,
+        headers_common=common if common is not None and common.is_dir() else None,
         origin=f"debian:{meta['suite']} {meta['version']}",
+        pinned=pinned,
     )
+
+
+# -- lock files ---------------------------------------------------------------------------
+
+
+def lock_kernels(
+    ids: str | list[str] | None,
+    catalog: Catalog,
+    config: Config,
+    progress: Progress | None = None,
+) -> list[LockedKernel]:
+    """Pin each id (sets expanded; default: the 'default' set) to its build in the signed index.
+
+    Only the indices are downloaded, no kernel. Write the result with lock.write_lock
+    (merged into an existing lock with LockFile.updated).
+    """
+    archive = Archive(config, progress)
+    out = []
+    for req in parse_kernel_ids(ids or "default", catalog):
+        if req.kind == "local":
+            raise ConfigError(f"kernel '{req.id}' is a local build; only Debian kernels from the "
+                              "archive can be locked (give catalog lines or exact releases)")
+        b = resolve(req, catalog, archive)
+        out.append(LockedKernel(
+            id=req.id,
+            release=b.release,
+            suite=b.image.suite,
+            version=b.image.version,
+            origin=f"debian:{b.image.suite} {b.image.version}",
+            packages=tuple(LockedPackage(p.name, p.version, p.filename, p.size, p.sha256)
+                           for p in b.packages),
+        ))
+    return out
+
+
+def relock(
+    path: Path,
+    ids: str | list[str] | None,
+    catalog: Catalog,
+    config: Config,
+    progress: Progress | None = None,
+) -> tuple[LockFile, list[LockedKernel], LockFile]:
+    """Pin ids in the lock file at path (created, or updated keeping its other kernels).
+
+    Returns (before, the kernels pinned now, after); before is empty when there was no
+    file. A file there that is not a valid lock is an error, never overwritten.
+    """
+    before = read_lock_for_update(path)
+    pinned = lock_kernels(ids, catalog, config, progress)
+    after = before.updated(pinned)
+    write_lock(path, after)
+    return before, pinned, after
+
+
+def prepare_locked(
+    locked: LockedKernel,
+    config: Config,
+    progress: Progress | None = None,
+    lock_path: Path | str = DEFAULT_LOCK_NAME,
+) -> KernelSpec:
+    """Exactly the build a lock file names, as a bootable tree (KernelSpec.pinned is True).
+
+    A cached tree is used when its record of package SHA256s equals the lock's; otherwise
+    every package is fetched by the lock's archive path and verified against the lock's
+    SHA256 and size. A build the archive no longer has is a KernelError naming the kernel,
+    the build and the command that re-locks it.
+    """
+    archive = Archive(config, progress)
+    cache = archive.cache
+    rel = locked.release
+    tree = cache.path("kernels", rel)
+    names = sorted(p.name + "=" + p.version for p in locked.packages)
+    listing = _Listing(archive, locked.suite)
+    with cache.lock(f"kernel-{rel}"):
+        meta = _read_meta(tree / TREE_META)
+        if not _tree_has(meta, cache, tree, names, locked, listing):
+            debs = [_locked_deb(archive, locked, p, listing, lock_path) for p in locked.packages]
+            meta = _build_tree(cache, tree, rel, debs, {
+                "release": rel,
+                "version": locked.version,
+                "suite": locked.suite,
+                "packages": names,
+                "sha256": locked.record(),
+            })
+    return _spec(locked.id, tree, meta, locked.headers_common, pinned=True)
+
+
+class _Listing:
+    """What the current signed index of a suite says about packages, if it can be read.
+
+    A suite can leave the archive, or the mirror be out of reach while the cache still
+    serves; then the lock's own hashes are all there is (they came from a signed index).
+    A bad signature is never tolerated.
+    """
+
+    def __init__(self, archive: Archive, suite: str) -> None:
+        self.archive, self.suite = archive, suite
+        self._pkgs: dict[str, Package] | None = None
+
+    def get(self, p: LockedPackage) -> Package | None:
+        """The index's entry for exactly this package version, if it still lists it."""
+        if self._pkgs is None:
+            try:
+                self._pkgs = self.archive.packages(self.suite)
+            except MirrorError:
+                self._pkgs = {}
+        listed = self._pkgs.get(p.name)
+        return listed if listed is not None and listed.version == p.version else None
+
+
+def _tree_has(meta: dict, cache: Cache, tree: Path, names: list[str], locked: LockedKernel,
+              listing: _Listing) -> bool:
+    """Was the cached tree built from exactly the locked packages?"""
+    if meta.get("format") != TREE_FORMAT or meta.get("packages") != names:
+        return False
+    if "sha256" in meta:
+        return meta["sha256"] == locked.record()
+    # a tree prepared before trees recorded hashes: the current signed index can vouch
+    # for it while it still lists these exact versions (Debian never reuses a version)
+    if not all((q := listing.get(p)) is not None and q.sha256 == p.sha256 for p in locked.packages):
+        return False
+    meta["sha256"] = locked.record()
+    cache.write_atomic(tree / TREE_META, json.dumps(meta, indent=1).encode())
+    return True
+
+
+def _locked_deb(archive: Archive, locked: LockedKernel, p: LockedPackage, listing: _Listing,
+                lock_path: Path | str) -> Path:
+    listed = listing.get(p)
+    if listed is not None and listed.sha256 != p.sha256:
+        raise VerificationError(
+            f"kernel {locked.id}: the signed {locked.suite} index lists {p.name} {p.version} with "
+            f"SHA256 {listed.sha256}, the lock file {lock_path} has {p.sha256}; the lock file was "
+            f"altered: re-lock with '{relock_command([locked.id], lock_path)}'"
+        )
+    name = Path(p.filename).name
+    url = f"{archive.mirror_for(locked.suite)}/{p.filename}"
+    with archive.cache.lock(f"deb-{name}"):
+        try:
+            return archive._verified(url, archive.cache.path("debs", name), p.sha256, p.size,
+                                     p.name, against=f"the lock file {lock_path}")
+        except _Absent as e:
+            raise KernelError(
+                f"kernel {locked.id}: the locked build {locked.release} ({locked.origin}) is no "
+                f"longer in the archive ({p.filename}: {e.why}); re-lock it to the current build "
+                f"with '{relock_command([locked.id], lock_path)}', or point --mirror at an "
+                "archive snapshot that still has it"
+            ) from None
 
 
 def _read_meta(path: Path) -> dict:
@@ -347,7 +558,7 @@ def installed_trees(config: Config) -> list[dict]:
     out = []
     if d.is_dir():
         for t in sorted(d.iterdir()):
-            meta = _read_meta(t / ".harness-tree.json")
+            meta = _read_meta(t / TREE_META)
             if meta:
                 meta["path"] = str(t)
                 out.append(meta)

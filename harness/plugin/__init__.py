@@ -40,6 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="with --ebpf-baseline: also fail on verifier instruction growth above PCT%%")
     g.addoption("--ebpf-accel", dest="ebpf_accel", default=None, choices=["auto", "kvm", "tcg"],
                 help="VM acceleration (default: auto)")
+    g.addoption("--ebpf-lock", dest="ebpf_lock", default=None, metavar="FILE",
+                help="use exactly the kernel builds this lock file pins (ebpf-harness kernels "
+                     "lock); without --kernels, all of them. Default: kernels.lock beside "
+                     "pyproject.toml, if present")
     g.addoption("--ebpf-guest", dest="ebpf_guest", default=None, help=argparse.SUPPRESS)
     # "local" runs the would-be guest side on this machine: for the plugin's own tests
     g.addoption("--ebpf-backend", dest="ebpf_backend", default="vng", choices=["vng", "local"],
@@ -68,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(gs, "ebpf-harness-guest")
         return
     ids = _kernel_ids(config)
-    if not ids:
+    if not ids and not config.getoption("ebpf_lock"):
         return
     from .host import HostSide
 

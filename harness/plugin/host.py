@@ -23,6 +23,7 @@ from ..session import prepare_kernels
 from ..vm.accel import choose_accel
 from ..vm.backend import LocalBackend, VngBackend
 from ..vm.console import find_crash
+from ..vm.shared import read_guest_file
 from .selection import KernelRef
 
 KID = "ebpf_kernel"
@@ -64,11 +65,13 @@ def outcome_status(outcome: str, when: str, longrepr: str) -> tuple[str, str]:
 
 
 class HostSide:
-    def __init__(self, config: pytest.Config, ids: str) -> None:
+    def __init__(self, config: pytest.Config, ids: str | None) -> None:
         self.config = config
         self.is_worker = hasattr(config, "workerinput")
         accel = config.getoption("ebpf_accel")
-        self.cfg = load_config(Path(config.rootpath)).with_overrides(accel=accel)
+        lock = config.getoption("ebpf_lock")
+        self.cfg = load_config(Path(config.rootpath)).with_overrides(
+            accel=accel, lock=config.invocation_params.dir / lock if lock else None)
         progress = Progress(quiet=self.is_worker)
         try:
             self.kernels: list[KernelSpec] = prepare_kernels(ids, self.cfg, progress)
@@ -139,7 +142,7 @@ class HostSide:
         self.runs[kid] = run
         self.infos[kid] = run.info
         why = self._why_missing(run)
-        for line in (reports_path.read_text().splitlines() if reports_path.exists() else []):
+        for line in read_guest_file(reports_path).splitlines():
             try:
                 ev = json.loads(line)
             except json.JSONDecodeError:

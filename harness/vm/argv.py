@@ -10,8 +10,14 @@ from pathlib import Path
 LSM_LIST = "lockdown,capability,landlock,yama,apparmor,bpf"
 
 
+# a hung kernel becomes a panic, so a crash with a console excerpt instead of a stall:
+# soft lockups, tasks blocked over hung_task_timeout (120 s), RCU stalls (a sysctl set
+# from the command line, 5.8+); parameters a kernel lacks are ignored
+HANG_PANICS = ("softlockup_panic=1", "hung_task_panic=1", "sysctl.kernel.panic_on_rcu_stall=1")
+
+
 def kernel_args(extra: Sequence[str] = ()) -> list[str]:
-    args = [f"lsm={LSM_LIST}", "panic=-1", "oops=panic"]
+    args = [f"lsm={LSM_LIST}", "panic=-1", "oops=panic", *HANG_PANICS]
     return args + list(extra)
 
 

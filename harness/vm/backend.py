@@ -35,6 +35,15 @@ class VMRequest:
     network: bool = False
     timeout: float = 900.0
     append: tuple[str, ...] = ()
+    stall: float = 0.0  # seconds without guest progress that count as a hang (0: off)
+
+    @property
+    def events_path(self) -> Path:
+        return self.rundir / "events.jsonl"
+
+    @property
+    def watch(self) -> Watch:
+        return Watch((self.events_path, self.console_path), self.stall)
 
     @property
     def console_path(self) -> Path:
@@ -47,6 +56,7 @@ class VMOutcome:
     returncode: int | None
     seconds: float
     timed_out: bool = False
+    stalled: bool = False  # killed because the guest stopped making progress
     interrupted: bool = False
     argv: list[str] = field(default_factory=list)
 
@@ -137,22 +147,58 @@ def kill_group(p: subprocess.Popen[bytes]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def supervise(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, bool]:
-    """Wait for a backend's process group; kill it at the time limit, and in any case once
-    it is done, so that no child (QEMU) outlives it. Returns (exit status, timed out)."""
-    LIVE.add(proc)
-    timed_out = False
-    try:
+@dataclass(frozen=True)
+class Watch:
+    """Signs of life of a guest: files that grow while it works (its events, with the
+    agent's heartbeat, and the console). No growth for `stall` seconds is a hang."""
+
+    paths: tuple[Path, ...] = ()
+    stall: float = 0.0  # 0: never stalled, only the overall time limit
+
+
+def _progress_mark(paths: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
+    marks = []
+    for p in paths:
         try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            rc = proc.wait()
-            timed_out = True
+            st = os.lstat(p)
+            marks.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            marks.append((-1, 0))
+    return tuple(marks)
+
+
+def supervise(proc: subprocess.Popen[bytes], timeout: float,
+              watch: Watch = Watch()) -> tuple[int, bool, bool]:
+    """Wait for a backend's process group; kill it at the time limit, or when the watched
+    files stop growing for watch.stall seconds, and in any case once it is done, so that no
+    child (QEMU) outlives it. Returns (exit status, timed out, stalled)."""
+    LIVE.add(proc)
+    timed_out = stalled = False
+    start = last = time.monotonic()
+    mark = _progress_mark(watch.paths)
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=1.0)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            m = _progress_mark(watch.paths)
+            if m != mark:
+                mark, last = m, now
+            if now - start >= timeout:
+                timed_out = True
+            elif watch.stall and now - last >= watch.stall:
+                stalled = True
+            if timed_out or stalled:
+                kill_group(proc)
+                rc = proc.wait()
+                break
     finally:
         kill_group(proc)
         LIVE.discard(proc)
-    return rc, timed_out
+    return rc, timed_out, stalled
 
 
 class VngBackend:
@@ -172,8 +218,8 @@ class VngBackend:
                 return VMOutcome(None, 0.0, interrupted=True, argv=argv)
             proc = tools.popen(argv, stdout=console, stderr=subprocess.STDOUT, env=env,
                                cwd=req.rundir)
-            rc, timed_out = supervise(proc, req.timeout)
-        return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out,
+            rc, timed_out, stalled = supervise(proc, req.timeout, req.watch)
+        return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out, stalled=stalled,
                          interrupted=LIVE.stopping.is_set(), argv=argv)
 
 
@@ -216,6 +262,6 @@ class LocalBackend:
         with open(req.console_path, "wb") as console:
             proc = subprocess.Popen(list(req.command), stdout=console, stderr=subprocess.STDOUT,
                                     cwd=req.rundir, start_new_session=True)
-            rc, timed_out = supervise(proc, req.timeout)
-        return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out,
+            rc, timed_out, stalled = supervise(proc, req.timeout, req.watch)
+        return VMOutcome(rc, time.monotonic() - t0, timed_out=timed_out, stalled=stalled,
                          interrupted=LIVE.stopping.is_set(), argv=list(req.command))
