@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 GUEST = REPO / "harness" / "guest"
 
@@ -66,3 +68,16 @@ def test_agent_object_that_is_not_bpf(tmp_path):
     ev = run_agent(tmp_path, [{"kind": "object", "subject": "bogus", "path": str(bogus)}])
     (r,) = [e for e in ev if e["event"] == "result"]
     assert r["status"] == "fail" and r["stage"] == "load" and "cannot open" in r["detail"]
+
+
+@pytest.mark.parametrize(("section", "manual"), [
+    ("kprobe", True), ("kprobe/do_sys_openat2", False), ("uprobe", True), ("usdt", True),
+    ("perf_event", True), ("?perf_event", True), ("tc", True), ("tcx/ingress", True),
+    ("socket", True), ("fentry", True), ("fentry/tcp_connect", False), ("tp_btf/sched_switch", False),
+    ("tracepoint/syscalls/sys_enter_openat", False), ("raw_tp", True), ("lsm/file_open", False),
+    ("xdp", False), ("cgroup_skb/egress", False), ("sk_lookup", False), ("struct_ops/x", True),
+])
+def test_sections_without_an_automatic_attach_point(section: str, manual: bool):
+    from harness.guest.runners import manual_attach
+
+    assert manual_attach(section) is manual
