@@ -79,15 +79,18 @@ class Bpf:
     def load(self, path: str | os.PathLike[str], attach: bool = False) -> LoadedObject:
         from ..guest import libbpf
 
-        obj = libbpf.BpfObject(str(self._path(path)))
+        full = str(self._path(path))
+        obj = libbpf.BpfObject(full)
         lo = LoadedObject(obj)
         self._objects.append(lo)
+        # statistics only: a verbose log can overflow its buffer (ENOSPC) on a program the
+        # verifier accepts, which would read as a rejection
         for p in obj.programs.values():
-            p.set_log(1 | 4, 4 << 20)
+            p.set_log(4, 1 << 16)
         try:
             obj.load()
         except libbpf.StageError as e:
-            logs = "\n".join(p.read_log()[-3000:] for p in obj.programs.values())
+            logs = _rejection_log(full)
             pytest.fail(f"kernel {os.uname().release} rejected {path}: {e.detail}\n{logs}",
                         pytrace=False)
         if attach:
@@ -255,3 +258,26 @@ class Trigger:
 @pytest.fixture
 def trigger() -> Trigger:
     return Trigger()
+
+
+def _rejection_log(path: str, size: int = 4 << 20, limit: int = 256 << 20) -> str:
+    """The verifier's reasoning for a rejected object: loaded again with the full log,
+    the buffer grown while the kernel says it is too small (ENOSPC)."""
+    import errno
+
+    from ..guest import libbpf
+
+    while True:
+        obj = libbpf.BpfObject(path)
+        try:
+            for p in obj.programs.values():
+                p.set_log(1 | 4, size)
+            try:
+                obj.load()
+            except libbpf.StageError as e:
+                if abs(e.err) == errno.ENOSPC and size < limit:
+                    size *= 4
+                    continue
+            return "\n".join(p.read_log()[-3000:] for p in obj.programs.values())
+        finally:
+            obj.close()
