@@ -52,11 +52,20 @@ class ProgramDecl:
         return "skip" if self.unmet(version, config) else "pass"
 
 
+DECL_KEYS = frozenset({"domain", "description", "kind", "source", "check", "script", "attach",
+                       "min_kernel", "feature", "upstream", "boot_params", "network",
+                       "kernel_config"})
+
+
 def parse_decl(path: Path, root: Path) -> ProgramDecl:
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    unknown = sorted(set(data) - DECL_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: "
+                          f"{', '.join(sorted(DECL_KEYS))}")
     d = path.parent
     pid = str(d.relative_to(root))
     kind = data.get("kind", "libbpf")
