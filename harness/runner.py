@@ -26,7 +26,7 @@ from .suite import ProgramDecl
 from .verifier import info_from
 from .vm.accel import choose_accel
 from .vm.backend import LIVE, Backend, VMOutcome, VMRequest
-from .vm.console import crash_headline, find_crash
+from .vm.console import crash_headline, find_crash, find_splats
 from .vm.shared import read_guest_file
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -131,6 +131,7 @@ def collect(
                 r.detail = f"verifier: {r.verifier.summary}"
             results.append(_apply_expectation(r, owner, kernel))
             seen.add(sid)
+    _attach_splats(results, events, console, info)
     # every expected cell without a verdict gets one that says why, from what the VM did:
     # an object's programs are known from the guest's plan event, sent before the first
     crash = find_crash(console)
@@ -154,6 +155,25 @@ def collect(
             r.expected = _expected(s, kernel)
             results.append(r)
     return info, results
+
+
+def _attach_splats(results: list[Result], events: list[dict], console: str,
+                   info: KernelInfo) -> None:
+    """Kernel warnings, sanitizer and lockdep reports on the console, shown in the cell of
+    the check that was running when they were printed (even when it passed), and in the
+    kernel's notes."""
+    starts = sorted((float(ev["uptime"]), ev["subject"]) for ev in events
+                    if ev.get("event") == "start" and ev.get("uptime") is not None)
+    by_subject = {r.subject: r for r in results}
+    for sp in find_splats(console):
+        during = None
+        if sp.seconds is not None:
+            during = next((sub for t, sub in reversed(starts) if t <= sp.seconds), None)
+        info.notes.append(f"console: {sp.headline}" + (f" (during {during})" if during else ""))
+        r = by_subject.get(during) if during else None
+        if r is not None:
+            r.detail = f"{r.detail}; the kernel logged: {sp.headline}"
+            r.console = (r.console + "\n" if r.console else "") + sp.excerpt
 
 
 @dataclass(frozen=True)

@@ -257,3 +257,20 @@ def test_heartbeats_keep_a_quiet_guest_alive(tmp_path):
     req = VMRequest("6.1", Path("/k"), rundir, ("sh", "-c", beat), timeout=60, stall=2.0)
     outcome = LocalBackend().run(req)
     assert not outcome.stalled and outcome.returncode == 0
+
+
+def test_console_splats_show_in_the_cell_that_was_running_even_when_it_passed():
+    a, b = Subject("a", {"kind": "command"}), Subject("b", {"kind": "command"})
+    ev = [BOOT, {"event": "start", "subject": "a", "uptime": 10.0},
+          {"event": "result", "subject": "a", "status": "pass", "stage": "run"},
+          {"event": "start", "subject": "b", "uptime": 20.0},
+          {"event": "result", "subject": "b", "status": "pass", "stage": "run"}]
+    console = ("[   12.000001] ok\n"
+               "[   21.500000] WARNING: CPU: 1 PID: 77 at kernel/bpf/core.c:1 bpf_x+0x1/0x2\n"
+               "[   21.500002] RIP: 0010:bpf_x+0x1/0x2\n")
+    info, res = collect(kspec("6.1", "6.1.1"), [a, b], ev, console, VMOutcome(255, 30.0))
+    st = {r.subject: r for r in res}
+    assert st["a"].status == st["b"].status == "pass"  # a warning is shown, not a crash
+    assert "WARNING: CPU: 1 PID: 77" in st["b"].detail and "RIP: 0010" in st["b"].console
+    assert "WARNING" not in st["a"].detail
+    assert any("during b" in n for n in info.notes)

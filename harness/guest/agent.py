@@ -150,6 +150,7 @@ def run_forked(task: dict, job: dict, out: Writer, timeout: float) -> None:
                 continue
             if ev.get("event") == "start":
                 started = ev["subject"]
+                ev["uptime"] = _uptime()  # lines up console splats with the check
                 deadline = time.monotonic() + timeout  # the timeout is per check
             elif ev.get("event") == "result":
                 finished.add(ev["subject"])
