@@ -12,6 +12,8 @@ Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
 - ``memory``           guest memory, e.g. 2G
 - ``vm_timeout``       seconds one VM may run (default: 300 + the checks' own timeouts)
 - ``check_timeout``    seconds one check may run inside the guest
+- ``allow_expired_index``  suites whose signed index may be used after its Valid-Until
+                       (a mirror known to lag), with a warning each time; default none
 - ``stall_timeout``    seconds a guest may show no progress (no event, heartbeat or console
                        output) before it counts as hung (default 60 under TCG, 30 with KVM)
 - ``lock``             kernel lock file (``ebpf-harness kernels lock``); relative to the
@@ -53,6 +55,8 @@ class Config:
     check_timeout: float = 180.0
     stall_timeout: float = 0.0  # 0: 60 s under TCG, 30 s with KVM
     index_max_age: float = 6 * 3600.0
+    # suites whose expired signed index (Valid-Until passed) is used anyway, with a warning
+    allow_expired_index: tuple[str, ...] = ()
     lock: Path | None = None  # every command prepares exactly the builds this file pins
 
     def with_overrides(self, **kw: Any) -> Config:
@@ -75,6 +79,9 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return int(value)
         if t == "float":
             return float(value)
+        if t == "tuple[str, ...]":  # a TOML list, or comma-separated in the environment
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(i).strip() for i in items if str(i).strip())
         return str(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{origin}: '{key}' has the wrong type ({value!r}): {e}") from e

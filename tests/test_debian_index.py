@@ -154,3 +154,49 @@ def test_signature_status():
     assert not signature_ok("[GNUPG:] NO_PUBKEY 1234\n")
     assert not signature_ok(good + "[GNUPG:] BADSIG DEF Debian\n")
     assert not signature_ok(good.replace("VALIDSIG", "EXPKEYSIG"))
+
+
+def _release(suite: str = "unstable", codename: str = "sid", valid_until: str | None = None):
+    from harness.kernels.debian import IndexFile, Release
+
+    return Release(suite, codename, "Fri, 30 Oct 2026 08:08:01 UTC", valid_until,
+                   {"x": IndexFile("x", 1, "0" * 64)})
+
+
+def test_an_expired_index_is_refused_unless_allowed_with_a_warning():
+    import email.utils
+
+    import pytest
+
+    from harness.errors import VerificationError
+    from harness.kernels.debian import check_release
+
+    until = "Fri, 06 Nov 2026 08:08:01 UTC"
+    now = email.utils.parsedate_to_datetime(until).timestamp()
+    assert check_release(_release(valid_until=until), "sid", now - 1, False) is None
+    with pytest.raises(VerificationError, match=r"expired 17 day\(s\) ago.*allow_expired_index"):
+        check_release(_release(valid_until=until), "sid", now + 17 * 86400, False)
+    warning = check_release(_release(valid_until=until), "sid", now + 17 * 86400, True)
+    assert warning is not None and "used anyway" in warning
+    assert check_release(_release(), "sid", now + 1e9, False) is None  # no Valid-Until
+
+
+def test_an_index_for_another_suite_is_refused():
+    import pytest
+
+    from harness.errors import VerificationError
+    from harness.kernels.debian import check_release
+
+    assert check_release(_release(), "unstable", 0, False) is None
+    with pytest.raises(VerificationError, match="not the one asked for"):
+        check_release(_release("stable", "trixie"), "sid", 0, False)
+
+
+def test_expired_and_undigestible_signatures_are_refused():
+    from harness.kernels.fetch import signature_ok
+
+    good = "[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG K name\n[GNUPG:] VALIDSIG F 2026-10-30\n"
+    assert signature_ok(good)
+    assert not signature_ok(good + "[GNUPG:] EXPSIG K name\n")
+    assert signature_ok(good + "[GNUPG:] ERRSIG K 1 8 01 0 9\n[GNUPG:] NO_PUBKEY K\n")
+    assert not signature_ok(good + "[GNUPG:] ERRSIG K 1 2 01 0 5\n")  # a weak digest

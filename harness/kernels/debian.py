@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 from ..errors import VerificationError
 from ..versions import compare_debian_versions
@@ -71,6 +72,32 @@ def parse_release(text: str) -> Release:
         valid_until=st.get("Valid-Until"),
         files=files,
     )
+
+
+def check_release(rel: Release, suite: str, now: float, allow_expired: bool) -> str | None:
+    """Refuse an index that is not the suite asked for (a mirror answering 'sid' with
+    another suite's file), or whose Valid-Until has passed (a replayed, stale index).
+    An expired index allowed by configuration gives a warning to print instead."""
+    if suite not in (rel.suite, rel.codename):
+        raise VerificationError(
+            f"{suite}: the signed index is for suite {rel.suite!r} (codename {rel.codename!r}), "
+            "not the one asked for; the mirror is misconfigured or serving the wrong file")
+    if not rel.valid_until:
+        return None
+    try:
+        until = parsedate_to_datetime(rel.valid_until).timestamp()
+    except (TypeError, ValueError) as e:
+        raise VerificationError(f"{suite}: unreadable Valid-Until {rel.valid_until!r}") from e
+    if now <= until:
+        return None
+    days = (now - until) / 86400
+    what = (f"{suite}: the signed index expired {days:.0f} day(s) ago (Valid-Until "
+            f"{rel.valid_until}): the mirror is stale or replays an old index")
+    if not allow_expired:
+        raise VerificationError(
+            f"{what}. Use a current mirror (--mirror); or, for a mirror known to lag, allow "
+            f"it explicitly with allow_expired_index = [\"{suite}\"] under [tool.ebpf-harness]")
+    return f"{what}; used anyway, as allow_expired_index says"
 
 
 @dataclass(frozen=True)

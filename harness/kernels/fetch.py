@@ -17,6 +17,7 @@ import json
 import lzma
 import os
 import shutil
+import sys
 import tempfile
 import time
 import urllib.error
@@ -31,7 +32,16 @@ from ..errors import ConfigError, KernelError, MirrorError, UnknownKernelError, 
 from ..versions import KernelVersion, compare_debian_versions
 from .cache import Cache
 from .catalog import Catalog, KernelRequest, parse_kernel_ids
-from .debian import Package, Release, abi_of, closure, image_release, parse_packages, parse_release
+from .debian import (
+    Package,
+    Release,
+    abi_of,
+    check_release,
+    closure,
+    image_release,
+    parse_packages,
+    parse_release,
+)
 from .layout import bzimage_release, normalize_tree
 from .lock import (
     DEFAULT_LOCK_NAME,
@@ -166,8 +176,8 @@ class Archive:
                 except MirrorError:
                     if not content.exists():
                         raise
-                    # offline: keep using the index verified earlier
-                    return parse_release(content.read_text())
+                    # offline: keep using the index verified earlier, while it is valid
+                    return self._checked(parse_release(content.read_text()), suite)
                 verified = self._gpgv(inrelease, suite)
                 if not content.exists() or content.read_bytes() != verified:
                     self.cache.write_atomic(content, verified)
@@ -175,7 +185,14 @@ class Archive:
                     (d / "linux-packages").unlink(missing_ok=True)
                 else:
                     content.touch()
-            return parse_release(content.read_text())
+            return self._checked(parse_release(content.read_text()), suite)
+
+    def _checked(self, rel: Release, suite: str) -> Release:
+        warning = check_release(rel, suite, time.time(), suite in self.config.allow_expired_index)
+        if warning and suite not in _WARNED:
+            _WARNED.add(suite)
+            print(f"ebpf-harness: warning: {warning}", file=sys.stderr)
+        return rel
 
     def _gpgv(self, inrelease: Path, suite: str) -> bytes:
         keyring = self.config.keyring
@@ -234,15 +251,22 @@ class Archive:
             return self._verified(f"{mirror}/{pkg.filename}", dest, pkg.sha256, pkg.size, pkg.name)
 
 
+_WARNED: set[str] = set()  # suites whose expired index was reported in this process
+
+
 def signature_ok(gpgv_status: str) -> bool:
-    """At least one VALIDSIG and no BAD/EXPIRED/REVOKED signature in gpgv's status output.
+    """At least one VALIDSIG and no bad, expired or revoked signature in gpgv's status.
 
     Signatures by keys absent from the keyring (NO_PUBKEY) are tolerated, as apt does,
-    provided another signature is good.
+    provided another signature is good. An expired signature (EXPSIG) or one by an expired
+    or revoked key is refused, and so is a signature gpgv could not check for another
+    reason than a missing key (ERRSIG without NO_PUBKEY: a weak or unknown digest).
     """
     lines = [ln.split()[1] for ln in gpgv_status.splitlines() if ln.startswith("[GNUPG:] ")
              and len(ln.split()) > 1]
-    bad = {"BADSIG", "EXPKEYSIG", "REVKEYSIG", "ERRSIG_BAD"}
+    bad = {"BADSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "ERRSIG_BAD"}
+    if "ERRSIG" in lines and lines.count("ERRSIG") > lines.count("NO_PUBKEY"):
+        return False
     return "VALIDSIG" in lines and not (set(lines) & bad)
 
 
