@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import lzma
 import os
@@ -105,7 +106,24 @@ class Archive:
 
     # -- raw downloads ---------------------------------------------------------------
     def _get(self, url: str, dest: Path, label: str, expected: int | None = None) -> None:
+        """Download url to dest whole or not at all: at most `expected` bytes (the size the
+        signed index gives; an unsigned file gets UNSIGNED_CAP), within a deadline, retried
+        once when the network fails (never when the mirror says the file is absent)."""
+        for attempt in (1, 2):
+            try:
+                self._get_once(url, dest, label, expected)
+                return
+            except _Absent:
+                raise
+            except MirrorError:
+                if attempt == 2:
+                    raise
+                time.sleep(RETRY_PAUSE)
+
+    def _get_once(self, url: str, dest: Path, label: str, expected: int | None) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        cap = expected if expected is not None else UNSIGNED_CAP
+        deadline = time.monotonic() + download_deadline(cap)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -124,11 +142,26 @@ class Archive:
                 total = expected or int(resp.headers.get("Content-Length") or 0)
                 done = 0
                 with resp:
-                    while chunk := resp.read(1 << 20):
-                        out.write(chunk)
-                        done += len(chunk)
-                        if self.progress:
-                            self.progress(label, done, total)
+                    try:
+                        while chunk := resp.read1(1 << 20):  # what has arrived, so the
+                            # deadline is checked while a slow mirror trickles
+                            out.write(chunk)
+                            done += len(chunk)
+                            if done > cap:
+                                raise VerificationError(
+                                    f"{url}: the mirror sent more than the {cap} bytes "
+                                    f"{'the signed index gives' if expected else 'allowed'}; "
+                                    "refusing it (a wrong or hostile mirror?)")
+                            if time.monotonic() > deadline:
+                                raise MirrorError(f"{url}: not downloaded within "
+                                                  f"{download_deadline(cap):.0f}s; {HOW_TO_SET}")
+                            if self.progress:
+                                self.progress(label, done, total)
+                    except (OSError, http.client.HTTPException) as e:
+                        raise MirrorError(f"{url}: download broke off ({e!r}); {HOW_TO_SET}") from e
+                if total and done < total:
+                    raise MirrorError(f"{url}: download broke off after {done} of {total} bytes; "
+                                      f"{HOW_TO_SET}")
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
@@ -249,6 +282,15 @@ class Archive:
         mirror = self.mirror_for(pkg.suite)
         with self.cache.lock(f"deb-{Path(pkg.filename).name}"):
             return self._verified(f"{mirror}/{pkg.filename}", dest, pkg.sha256, pkg.size, pkg.name)
+
+
+UNSIGNED_CAP = 16 << 20  # an InRelease is well under a megabyte
+RETRY_PAUSE = 2.0  # seconds before the one retry of a failed download
+
+
+def download_deadline(size: int) -> float:
+    """Seconds one download may take: two minutes, plus 1 MB/s for the bytes."""
+    return 120.0 + size / 1e6
 
 
 _WARNED: set[str] = set()  # suites whose expired index was reported in this process
