@@ -396,7 +396,8 @@ def prepare(
     tree = cache.path("kernels", rel)
     with cache.lock(f"kernel-{rel}"):
         meta = _read_meta(tree / TREE_META)
-        if meta.get("packages") != build.names or meta.get("format") != TREE_FORMAT:
+        if meta.get("packages") != build.names or meta.get("format") != TREE_FORMAT \
+                or not _intact(cache, tree, meta):
             debs = [archive.deb(p) for p in build.packages]
             meta = _build_tree(cache, tree, rel, debs, {
                 "release": rel,
@@ -420,11 +421,31 @@ def _build_tree(cache: Cache, tree: Path, rel: str, debs: list[Path], meta: dict
             tools.run(["dpkg-deb", "-x", str(deb), str(stage)], timeout=600)
         vmlinuz_rel = normalize_tree(stage, rel)
         tools.run(["depmod", "-b", str(stage), rel], timeout=600)
-        meta = {"format": TREE_FORMAT, **meta, "vmlinuz": vmlinuz_rel}
+        meta = {"format": TREE_FORMAT, **meta, "vmlinuz": vmlinuz_rel,
+                "vmlinuz_sha256": _sha256_file(stage / vmlinuz_rel)}
         (stage / TREE_META).write_text(json.dumps(meta, indent=1))
     for deb in debs:  # the extracted tree is the cache entry; keep disk use low
         deb.unlink(missing_ok=True)
     return meta
+
+
+def _intact(cache: Cache, tree: Path, meta: dict) -> bool:
+    """Is the extracted kernel image still the one extracted? A damaged image would boot
+    into garbage and be blamed on the programs; a damaged tree is rebuilt from verified
+    packages. Trees from before images were hashed get their hash recorded now."""
+    image = tree / meta.get("vmlinuz", "")
+    if not meta.get("vmlinuz") or not image.is_file():
+        return False
+    digest = _sha256_file(image)
+    if "vmlinuz_sha256" not in meta:
+        meta["vmlinuz_sha256"] = digest
+        cache.write_atomic(tree / TREE_META, json.dumps(meta, indent=1).encode())
+        return True
+    if meta["vmlinuz_sha256"] == digest:
+        return True
+    print(f"ebpf-harness: warning: the cached kernel image {image} is damaged (its SHA256 "
+          "changed since extraction); fetching and extracting it again", file=sys.stderr)
+    return False
 
 
 def _spec(kid: str, tree: Path, meta: dict, common_name: str | None, pinned: bool = False) -> KernelSpec:
@@ -517,7 +538,8 @@ def prepare_locked(
     listing = _Listing(archive, locked.suite)
     with cache.lock(f"kernel-{rel}"):
         meta = _read_meta(tree / TREE_META)
-        if not _tree_has(meta, cache, tree, names, locked, listing):
+        if not _tree_has(meta, cache, tree, names, locked, listing) \
+                or not _intact(cache, tree, meta):
             debs = [_locked_deb(archive, locked, p, listing, lock_path) for p in locked.packages]
             meta = _build_tree(cache, tree, rel, debs, {
                 "release": rel,
