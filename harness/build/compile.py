@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import tempfile
+from functools import cache
 from pathlib import Path
 
 from .. import tools
@@ -22,6 +25,12 @@ def clang_argv(src: Path, out: Path, include_dirs: list[Path]) -> list[str]:
     return argv
 
 
+@cache
+def compiler_identity() -> str:
+    """clang's own version line, part of every object's cache key."""
+    return tools.tool_version(["clang", "--version"]) or "clang (version unknown)"
+
+
 def first_error(stderr: str) -> str:
     for line in stderr.splitlines():
         if " error: " in line or line.startswith("error:") or ": fatal error:" in line:
@@ -38,18 +47,25 @@ def compile_bpf(src: Path, outdir: Path, vmlinux_h: Path) -> Path:
     for f in [src, vmlinux_h, *sorted(src.parent.glob("*.h"))]:
         h.update(f.read_bytes())
     h.update(" ".join(clang_argv(src, Path("x"), incs)).encode())
+    h.update(compiler_identity().encode())  # a new clang makes new objects
     out = outdir / f"{src.name.removesuffix('.c')}-{h.hexdigest()[:12]}.o"
     if out.exists():
         return out
     outdir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part")
+    # a name of this process's own: two runs compiling the same source never share it
+    fd, name = tempfile.mkstemp(dir=outdir, prefix=f".{out.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        proc = tools.run(clang_argv(src, tmp, incs), check=False, timeout=300)
-    except ToolError as e:
-        raise CompileError(f"{src}: {e}") from e
-    if proc.returncode != 0:
+        try:
+            proc = tools.run(clang_argv(src, tmp, incs), check=False, timeout=300)
+        except ToolError as e:
+            raise CompileError(f"{src}: {e}") from e
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace")
+            raise CompileError(f"{src.name} does not compile: {first_error(stderr)}\n"
+                               f"{stderr[-3000:]}")
+        tmp.replace(out)
+    finally:
         tmp.unlink(missing_ok=True)
-        stderr = proc.stderr.decode(errors="replace")
-        raise CompileError(f"{src.name} does not compile: {first_error(stderr)}\n{stderr[-3000:]}")
-    tmp.replace(out)
     return out
