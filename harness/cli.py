@@ -265,8 +265,10 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
     if args.keep:
         for req in parse_kernel_ids(args.keep, catalog):
             keep.add(prepare(req, catalog, cfg, progress=progress.download).release)
-    removed = prune(cfg, keep)
+    removed, busy = prune(cfg, keep)
     print(f"removed {len(removed)} kernel(s)" + (f": {', '.join(removed)}" if removed else ""))
+    if busy:
+        print(f"kept {len(busy)} kernel(s) a running VM uses: {', '.join(busy)}")
     return 0
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .kernels.cache import Cache
+from .kernels.fetch import in_use_name
 from .kernels.model import KernelSpec
 from .results import KernelInfo, Result
 from .suite import ProgramDecl
@@ -264,21 +266,9 @@ def run_one(
     append: list[str] = []
     for s in subjects:
         append += [p for p in s.boot_params if p not in append]
-    outcome = VMOutcome(None, 0.0)
-    for attempt_accel in ([accel, "tcg"] if accel == "kvm" else [accel]):
-        notify(kernel.id, "boot", f"{kernel.release} ({attempt_accel})")
-        events_path.unlink(missing_ok=True)
-        req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(guest_command(job_path)),
-                        accel=attempt_accel, memory=config.memory, cpus=config.cpus,
-                        network=network, timeout=vm_timeout, append=tuple(append),
-                        stall=stall_limit(config, attempt_accel))
-        outcome = backend.run(req)
-        events = read_events(events_path)
-        accel = attempt_accel
-        if any(ev.get("event") == "boot" for ev in events) or outcome.interrupted:
-            break
-        if attempt_accel == "kvm":
-            notify(kernel.id, "note", "KVM boot failed; retrying under TCG")
+    with Cache(config.cache_dir).shared(in_use_name(kernel.release)):  # prune keeps it
+        outcome, accel, req = _boot(kernel, rundir, job_path, config, backend, notify, accel,
+                                    network, vm_timeout, tuple(append))
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
     info, results = collect(kernel, subjects, read_events(events_path), console, outcome,
@@ -287,6 +277,27 @@ def run_one(
     done = sum(r.meets_expectation for r in results)
     notify(kernel.id, "done", f"{done}/{len(results)} as expected in {outcome.seconds:.0f}s")
     return KernelRun(kernel, info, results, console_path)
+
+
+def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, backend: Backend,
+          notify: Notify, accel: str, network: bool, vm_timeout: float,
+          append: tuple[str, ...]) -> tuple[VMOutcome, str, VMRequest]:
+    """One VM run of the job; a KVM boot that never reaches the agent is retried under
+    TCG. Returns the outcome, the accelerator used and the request."""
+    attempts = [accel, "tcg"] if accel == "kvm" else [accel]
+    for attempt_accel in attempts:
+        notify(kernel.id, "boot", f"{kernel.release} ({attempt_accel})")
+        req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(guest_command(job_path)),
+                        accel=attempt_accel, memory=config.memory, cpus=config.cpus,
+                        network=network, timeout=vm_timeout, append=append,
+                        stall=stall_limit(config, attempt_accel))
+        req.events_path.unlink(missing_ok=True)
+        outcome = backend.run(req)
+        booted = any(ev.get("event") == "boot" for ev in read_events(req.events_path))
+        if booted or outcome.interrupted or attempt_accel == attempts[-1]:
+            return outcome, attempt_accel, req
+        notify(kernel.id, "note", "KVM boot failed; retrying under TCG")
+    raise AssertionError("unreachable")
 
 
 def run_kernels(

@@ -33,6 +33,7 @@ def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progr
     when ids is None, else only ids present in it (another id is a ConfigError).
     """
     catalog = load_catalog(config.catalog)
+    Cache(config.cache_dir).hold_active()  # downloads in progress are not prune's leftovers
     lock = lock or config.lock
     if lock is not None:
         locked = read_lock(lock)

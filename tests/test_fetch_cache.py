@@ -90,3 +90,44 @@ def test_lock_is_exclusive_across_processes(tmp_path):
         assert p.poll() is None  # blocked while we hold the lock
     out, _ = p.communicate(timeout=10)
     assert out.strip() == "got"
+
+
+def _tree(cfg, rel: str) -> Path:
+    import json
+
+    from harness.kernels.fetch import TREE_META
+
+    t = cfg.cache_dir / "kernels" / rel
+    t.mkdir(parents=True)
+    (t / TREE_META).write_text(json.dumps({"release": rel, "version": "1", "suite": "x"}))
+    return t
+
+
+def test_prune_keeps_what_a_running_harness_uses(cfg):
+    import subprocess
+    import sys
+
+    from harness.kernels.cache import Cache
+    from harness.kernels.fetch import in_use_name, prune
+
+    a, b = _tree(cfg, "6.1.0-a"), _tree(cfg, "6.12.0-b")
+    part = cfg.cache_dir / "debs" / ".x.deb.abc.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"half")
+    # another harness process is active (downloading): its partial files stay
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from harness.kernels.cache import Cache; "
+        f"Cache(Path({str(cfg.cache_dir)!r})).hold_active(); print('ready', flush=True); "
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        # and a VM is booted from tree b
+        with Cache(cfg.cache_dir).shared(in_use_name("6.12.0-b")):
+            removed, busy = prune(cfg, keep=set())
+        assert removed == ["6.1.0-a"] and busy == ["6.12.0-b"]
+        assert not a.exists() and b.exists() and part.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    removed, busy = prune(cfg, keep=set())
+    assert removed == ["6.12.0-b"] and not busy and not part.exists()

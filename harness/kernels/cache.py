@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+_ACTIVE: dict[Path, int] = {}  # cache roots this process holds 'active', fd kept open
+
 
 class Cache:
     def __init__(self, root: Path) -> None:
@@ -30,6 +32,45 @@ class Cache:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _lockfile(self, name: str) -> int:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return os.open(locks / f"{name.replace('/', '_')}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+
+    @contextlib.contextmanager
+    def shared(self, name: str) -> Iterator[None]:
+        """A shared lock for the block: 'in use', so that prune leaves the thing alone."""
+        fd = self._lockfile(name)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def unused(self, name: str) -> Iterator[bool]:
+        """Exclusive for the block when nobody holds `name` shared: yields False (and
+        waits for nothing) when something is using it."""
+        fd = self._lockfile(name)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def hold_active(self) -> None:
+        """Mark this process as using the cache until it exits (its downloads and
+        extractions in progress are then not leftovers to prune)."""
+        if self.root in _ACTIVE:
+            return
+        fd = self._lockfile("active")
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _ACTIVE[self.root] = fd
 
     def write_atomic(self, dest: Path, data: bytes) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

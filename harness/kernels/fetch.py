@@ -653,17 +653,31 @@ def installed_trees(config: Config) -> list[dict]:
     return out
 
 
-def prune(config: Config, keep: set[str]) -> list[str]:
-    """Remove cached kernel trees whose release is not in keep, and partial downloads."""
-    removed = []
+def in_use_name(release: str) -> str:
+    """The shared lock a run holds on a kernel tree while a VM boots from it."""
+    return f"inuse-kernel-{release}"
+
+
+def prune(config: Config, keep: set[str]) -> tuple[list[str], list[str]]:
+    """Remove cached kernel trees whose release is not in keep, and leftovers of
+    interrupted downloads. Never what a running harness uses: a tree a VM booted from is
+    kept, and leftovers are kept while any other harness process is active.
+    Returns (removed releases, releases kept because in use)."""
+    removed, busy = [], []
     cache = Cache(config.cache_dir)
-    cache.remove_partials()
-    for meta in installed_trees(config):
-        if meta["release"] not in keep:
-            with cache.lock(f"kernel-{meta['release']}"):
-                shutil.rmtree(meta["path"], ignore_errors=True)
-            removed.append(meta["release"])
-    debs = cache.path("debs")
-    if debs.is_dir():
-        shutil.rmtree(debs, ignore_errors=True)
-    return removed
+    with cache.unused("active") as idle:
+        if idle:
+            cache.remove_partials()
+            shutil.rmtree(cache.path("debs"), ignore_errors=True)
+        for meta in installed_trees(config):
+            rel = meta["release"]
+            if rel in keep:
+                continue
+            with cache.unused(in_use_name(rel)) as free:
+                if not free:
+                    busy.append(rel)
+                    continue
+                with cache.lock(f"kernel-{rel}"):
+                    shutil.rmtree(meta["path"], ignore_errors=True)
+                removed.append(rel)
+    return removed, busy
