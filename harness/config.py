@@ -12,6 +12,8 @@ Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
 - ``memory``           guest memory, e.g. 2G
 - ``vm_timeout``       seconds one VM may run (default: 300 + the checks' own timeouts)
 - ``check_timeout``    seconds one check may run inside the guest
+- ``hide_paths``       host paths hidden from the guest (e.g. ["/home", "/root/.ssh"]);
+                       the host root is otherwise visible read-only inside every VM
 - ``allow_expired_index``  suites whose signed index may be used after its Valid-Until
                        (a mirror known to lag), with a warning each time; default none
 - ``stall_timeout``    seconds a guest may show no progress (no event, heartbeat or console
@@ -55,6 +57,9 @@ class Config:
     check_timeout: float = 180.0
     stall_timeout: float = 0.0  # 0: 60 s under TCG, 30 s with KVM
     index_max_age: float = 6 * 3600.0
+    # host paths the guest must not read (the host root is shared read-only): an empty
+    # read-only tmpfs is mounted over each inside the guest before any check runs
+    hide_paths: tuple[str, ...] = ()
     # suites whose expired signed index (Valid-Until passed) is used anyway, with a warning
     allow_expired_index: tuple[str, ...] = ()
     lock: Path | None = None  # every command prepares exactly the builds this file pins

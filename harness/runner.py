@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .errors import ConfigError
 from .kernels.cache import Cache
 from .kernels.fetch import in_use_name
 from .kernels.model import KernelSpec
@@ -222,6 +223,28 @@ def stall_limit(config: Config, accel: str) -> float:
     return config.stall_timeout or STALL.get(accel, 60.0)
 
 
+def task_paths(tasks: list[dict]) -> list[Path]:
+    """Host paths a guest needs to read for these tasks."""
+    keys = ("path", "object", "check", "script", "cwd")
+    return [Path(t[k]) for t in tasks for k in keys if t.get(k)]
+
+
+def check_hidden(hide: tuple[str, ...], needed: list[Path]) -> list[str]:
+    """The paths to hide from the guest, refused when one would hide what a check needs
+    (the harness itself, the run directory, an object, a check script)."""
+    out = []
+    for h in hide:
+        hp = Path(h).expanduser().resolve()
+        if hp == Path("/"):
+            raise ConfigError("hide_paths cannot hide '/': the guest runs from the host root")
+        clash = next((n for n in needed if n.resolve() == hp or hp in n.resolve().parents), None)
+        if clash is not None:
+            raise ConfigError(f"hide_paths: hiding {h} would hide {clash}, which the checks need; "
+                              "hide a narrower path, or keep your checks outside it")
+        out.append(str(hp))
+    return out
+
+
 def vm_budget(tasks: list[dict], check_timeout: float) -> float:
     """How long a VM may run: the boot allowance plus every task's own time limit."""
     return BOOT_ALLOWANCE + sum(float(t.get("timeout", check_timeout)) for t in tasks)
@@ -257,6 +280,8 @@ def run_one(
         # is this machine, which is left alone
         "setup": backend.name != "local",
         "tasks": [dict(s.task, subject=s.id) for s in subjects if s.compile_error is None],
+        "hide": check_hidden(config.hide_paths, [PACKAGE_PARENT / "harness", workdir, Path.cwd(),
+                                                 *task_paths([s.task for s in subjects])]),
     }
     # the job and the console stay outside the directory the guest can write
     job_path = workdir / f"{safe}.job.json"

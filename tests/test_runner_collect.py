@@ -274,3 +274,18 @@ def test_console_splats_show_in_the_cell_that_was_running_even_when_it_passed():
     assert "WARNING: CPU: 1 PID: 77" in st["b"].detail and "RIP: 0010" in st["b"].console
     assert "WARNING" not in st["a"].detail
     assert any("during b" in n for n in info.notes)
+
+
+def test_hidden_paths_may_not_hide_what_the_checks_need(tmp_path):
+    import pytest
+
+    from harness.errors import ConfigError
+    from harness.runner import check_hidden
+
+    needed = [tmp_path / "project" / "x.bpf.o", Path("/opt/harness")]
+    assert check_hidden(("/root/.ssh", str(tmp_path / "secrets")), needed) == [
+        str(Path("/root/.ssh").resolve()), str(tmp_path / "secrets")]
+    with pytest.raises(ConfigError, match="would hide .*x.bpf.o"):
+        check_hidden((str(tmp_path),), needed)
+    with pytest.raises(ConfigError, match="cannot hide '/'"):
+        check_hidden(("/",), needed)

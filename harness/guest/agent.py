@@ -66,6 +66,23 @@ def _uptime() -> float:
         return 0.0
 
 
+def hide(paths: list[str]) -> list[str]:
+    """Cover host paths the guest must not read with an empty read-only tmpfs (a file with
+    /dev/null); return notes on what could not be hidden."""
+    notes = []
+    for p in paths:
+        if os.path.isdir(p):
+            argv = ["mount", "-t", "tmpfs", "-o", "ro,size=4k,mode=0", "hidden", p]
+        elif os.path.exists(p):
+            argv = ["mount", "--bind", "-o", "ro", "/dev/null", p]
+        else:
+            continue
+        proc = subprocess.run(argv, capture_output=True)
+        if proc.returncode != 0:
+            notes.append(f"could not hide {p}: {proc.stderr.decode().strip()}")
+    return notes
+
+
 def setup_guest() -> list[str]:
     """Mount what BPF programs need; return notes on what could not be done."""
     notes = []
@@ -183,6 +200,8 @@ def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[0]).read_text())
     out = Writer(job["results"])
     notes = setup_guest() if job.get("setup", True) else []
+    if job.get("setup", True):
+        notes += hide(job.get("hide", []))
     boot: dict[str, Any] = {
         "event": "boot",
         "protocol": PROTOCOL,

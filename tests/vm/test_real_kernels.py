@@ -10,6 +10,8 @@ newest line, 7.3).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,12 @@ SUITE = ",".join([
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    cfg = load_config()
+    # the guest must not read a hidden host directory, and still reads its sibling
+    secrets = Path(tempfile.mkdtemp(prefix="ebpf-harness-hide-", dir="/var/tmp"))
+    for d in ("hidden", "visible"):
+        (secrets / d).mkdir()
+        (secrets / d / "secret").write_text("s3cret\n")
+    cfg = load_config().with_overrides(hide_paths=(str(secrets / "hidden"),))
     progress = Progress()
     kernels = prepare_kernels(KERNELS, cfg, progress)
     oldest = min(kernels, key=lambda k: k.version)
@@ -51,12 +58,16 @@ def run(tmp_path_factory):
     subjects.append(subject_for_command(["/usr/sbin/execsnoop"], alive=8, network=False,
                                         timeout=120))
     subjects.append(subject_for_command(["false"], alive=None, network=False, timeout=60))
+    for d in ("hidden", "visible"):
+        subjects.append(subject_for_command(["cat", str(secrets / d / "secret")], alive=None,
+                                            network=False, timeout=60))
     crash = ["sh", "-c", f'[ "$(uname -r)" = "{oldest.release}" ] && echo c > /proc/sysrq-trigger; true']
     subjects.append(subject_for_command(crash, alive=None, network=False, timeout=60))
     report = execute(kernels, subjects, cfg, progress,
                      workdir=tmp_path_factory.mktemp("vmrun"))
     print(render_matrix(report))
-    return report, kernels, oldest
+    shutil.rmtree(secrets, ignore_errors=True)
+    return report, kernels, oldest, secrets
 
 
 def status(report: Report, subject: str, kernel: str) -> str:
@@ -66,7 +77,7 @@ def status(report: Report, subject: str, kernel: str) -> str:
 
 
 def test_kernels_booted_with_their_real_release(run):
-    report, kernels, _ = run
+    report, kernels, _, _ = run
     assert len(report.kernels) == len(kernels) >= 2
     for k, info in zip(kernels, report.kernels, strict=True):
         assert info.release == k.release
@@ -78,10 +89,14 @@ def test_kernels_booted_with_their_real_release(run):
 
 
 def test_verdicts_follow_when_features_entered_the_kernel(run):
-    report, kernels, _oldest = run
+    report, kernels, _oldest, _ = run
     obj = str(DATA / "features.bpf.c")
     for k in kernels:
         assert status(report, f"{obj}:ringbuf_prog", k.id) == "pass"  # 5.8
+        v = report.cell(f"{obj}:ringbuf_prog", k.id).verifier
+        # veristat's statistics, from the stats log and bpf_prog_info
+        assert v.insns_processed and v.states is not None and v.verification_usec is not None
+        assert v.stack_depth is not None and v.xlated_bytes and v.jited_bytes and v.insns
         assert status(report, f"{obj}:xdp_prog", k.id) == "pass"
         loop = report.cell(f"{obj}:loop_prog", k.id)
         if (k.version.major, k.version.minor) >= (5, 17):
@@ -93,7 +108,7 @@ def test_verdicts_follow_when_features_entered_the_kernel(run):
 
 
 def test_compile_error_is_reported_per_kernel(run):
-    report, kernels, _ = run
+    report, kernels, _, _ = run
     for k in kernels:
         cell = report.cell(str(DATA / "broken.bpf.c"), k.id)
         assert (cell.status, cell.stage) == ("fail", "compile")
@@ -101,7 +116,7 @@ def test_compile_error_is_reported_per_kernel(run):
 
 
 def test_bundled_programs_behave(run):
-    report, kernels, oldest = run
+    report, kernels, oldest, _ = run
     for k in kernels:
         for subject in SUITE.split(","):
             cell = report.cell(subject, k.id)
@@ -113,7 +128,7 @@ def test_bundled_programs_behave(run):
 
 
 def test_commands_alive_and_failing(run):
-    report, kernels, _ = run
+    report, kernels, _, _ = run
     for k in kernels:
         alive = report.cell("/usr/sbin/execsnoop", k.id)
         assert alive.status == "pass" and "still running" in alive.detail
@@ -121,7 +136,7 @@ def test_commands_alive_and_failing(run):
 
 
 def test_a_crash_costs_only_its_own_kernel(run):
-    report, kernels, oldest = run
+    report, kernels, oldest, _ = run
     crash_subject = report.subjects()[-1]
     for k in kernels:
         cell = report.cell(crash_subject, k.id)
@@ -133,6 +148,28 @@ def test_a_crash_costs_only_its_own_kernel(run):
 
 
 def test_json_round_trip(run, tmp_path):
-    report, _, _ = run
+    report, _, _, _ = run
     report.write(tmp_path / "r.json")
     assert Report.read(tmp_path / "r.json").to_dict() == report.to_dict()
+
+
+def test_hidden_host_paths_are_not_readable_in_the_guest(run):
+    report, kernels, _, secrets = run
+    for k in kernels:
+        visible = report.cell(f"cat {secrets}/visible/secret", k.id)
+        assert visible.status == "pass", visible.detail
+        hidden = report.cell(f"cat {secrets}/hidden/secret", k.id)
+        assert hidden.status == "fail" and "No such file" in hidden.output, hidden.output
+
+
+def test_every_report_renders_real_results(run, tmp_path):
+    report, _, _, _ = run
+    from harness.report.html import render_html
+    from harness.report.junit import render_junit
+    from harness.report.markdown import render_markdown
+
+    md = render_markdown(report)
+    assert "| subject |" in md and "### Kernels" in md
+    assert "<testsuites" in render_junit(report)
+    html = render_html(report)
+    assert 'id="chart-insns"' in html and 'id="matrix"' in html
