@@ -5,7 +5,8 @@ Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
 - ``mirror``           Debian archive URL (default: from the host's apt sources)
 - ``security_mirror``  Debian security archive URL (default: from the host's apt sources)
 - ``cache_dir``        default ``$XDG_CACHE_HOME/ebpf-harness``
-- ``catalog``          directory of kernel catalog TOML files (default: the repo's kernels/)
+- ``catalog``          directory of kernel catalog TOML files (default: the bundled kernels/,
+                       see harness.paths)
 - ``keyring``          OpenPGP keyring for the archive's InRelease
 - ``accel``            auto | kvm | tcg
 - ``jobs``             kernels booted in parallel
@@ -32,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .paths import data_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCK_NAME = "kernels.lock"  # found beside the project's pyproject.toml
 
 
@@ -47,7 +48,7 @@ class Config:
     mirror: str | None = None
     security_mirror: str | None = None
     cache_dir: Path = Path()
-    catalog: Path = REPO_ROOT / "kernels"
+    catalog: Path = data_dir() / "kernels"
     keyring: Path = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
     accel: str = "auto"
     jobs: int = 1

@@ -275,8 +275,7 @@ def merge(named: list[tuple[str, Report]]) -> Report:
             out.results.append(r)
         out.loaders.update(rep.loaders)
         out.interrupted = out.interrupted or rep.interrupted
-        if not out.command:
-            out.command = list(rep.command)
+    out.command = ["ebpf-harness", "report", "merge", *(name for name, _ in named)]
     return out
 
 

@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .kernels.cache import Cache
 from .kernels.fetch import in_use_name
 from .kernels.model import KernelSpec
+from .paths import guest_pythonpath
 from .results import KernelInfo, Result
 from .suite import ProgramDecl
 from .verifier import info_from
@@ -250,9 +251,11 @@ def vm_budget(tasks: list[dict], check_timeout: float) -> float:
     return BOOT_ALLOWANCE + sum(float(t.get("timeout", check_timeout)) for t in tasks)
 
 
-def guest_command(job_path: Path, guest_python: str = GUEST_PYTHON) -> list[str]:
+def guest_command(job_path: Path, pythonpath: Path, guest_python: str = GUEST_PYTHON) -> list[str]:
+    """The agent under the guest's system python3; pythonpath holds only the harness
+    (paths.guest_pythonpath), never the site-packages of the environment it came from."""
     python = guest_python if Path(guest_python).exists() else sys.executable
-    return ["env", f"PYTHONPATH={PACKAGE_PARENT}", "PYTHONDONTWRITEBYTECODE=1", python,
+    return ["env", f"PYTHONPATH={pythonpath}", "PYTHONDONTWRITEBYTECODE=1", python,
             "-m", "harness.guest", str(job_path)]
 
 
@@ -312,7 +315,8 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
     attempts = [accel, "tcg"] if accel == "kvm" else [accel]
     for attempt_accel in attempts:
         notify(kernel.id, "boot", f"{kernel.release} ({attempt_accel})")
-        req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(guest_command(job_path)),
+        command = guest_command(job_path, guest_pythonpath(config.cache_dir))
+        req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(command),
                         accel=attempt_accel, memory=config.memory, cpus=config.cpus,
                         network=network, timeout=vm_timeout, append=append,
                         stall=stall_limit(config, attempt_accel))

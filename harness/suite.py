@@ -7,11 +7,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import REPO_ROOT
 from .errors import ConfigError
+from .paths import data_dir
 from .versions import KernelVersion
 
-PROGRAMS_DIR = REPO_ROOT / "programs"
+PROGRAMS_DIR = data_dir() / "programs"
 DOMAINS = ("observability", "security", "networking")
 
 

@@ -199,6 +199,8 @@ def main(argv: list[str]) -> int:
     sys.dont_write_bytecode = True
     job = json.loads(Path(argv[0]).read_text())
     out = Writer(job["results"])
+    # from the start: mounting, hiding and the feature probe print nothing for a while
+    beating = start_heartbeat(out, float(job.get("heartbeat", HEARTBEAT)))
     notes = setup_guest() if job.get("setup", True) else []
     if job.get("setup", True):
         notes += hide(job.get("hide", []))
@@ -216,7 +218,6 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # the boot event must go out whatever happens
         boot["notes"].append(f"feature probe failed: {type(e).__name__}: {e}")
     out.write(boot)
-    beating = start_heartbeat(out, float(job.get("heartbeat", HEARTBEAT)))
     timeout = float(job.get("check_timeout", 120))
     for task in job["tasks"]:
         run_forked(task, job, out, float(task.get("timeout", timeout)))

@@ -9,7 +9,6 @@ ships inside the Python package, so it can be inlined with no CDN; the cost is a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +37,27 @@ def charts(report: Report) -> list[dict[str, str]]:
     kids = [k.id for k in kinfo]
     out: list[dict[str, str]] = []
     layout = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 10, "b": 50},
-              "height": 420, "legend": {"font": {"size": 10}}}
+              "height": 420, "autosize": True, "legend": {"font": {"size": 10}}}
 
     fig = go.Figure()
     for s in report.subjects():
         ys = []
         for k in kids:
             r = report.cell(s, k)
-            ys.append(r.verifier.insns_processed if r and r.verifier else None)
+            # a rejected program's count stops where the verifier gave up: not comparable
+            ok = r is not None and r.verifier is not None and r.status == "pass"
+            ys.append((r.verifier.insns_processed or None) if ok else None)
         if any(y is not None for y in ys):
             fig.add_trace(go.Scatter(x=kids, y=ys, mode="lines+markers", name=s,
                                      hovertemplate="%{fullData.name}<br>kernel %{x}: "
                                                    "%{y} insns processed<extra></extra>"))
     if fig.data:
-        fig.update_layout(**layout, yaxis={"title": "instructions processed", "type": "log"},
+        fig.update_layout(**layout, yaxis={"title": "instructions processed", "type": "log",
+                                                "dtick": 1},
                           xaxis={"title": "kernel", "type": "category"})
-        out.append({"id": "chart-insns", "title": "Verifier instructions processed per program",
+        fig.update_layout(height=520, legend={"font": {"size": 10}, "orientation": "v"})
+        out.append({"id": "chart-insns", "wide": True,
+                    "title": "Verifier instructions processed per program",
                     "note": "The verifier's own work per program (log scale; the limit is "
                             "1,000,000). Click a program in the legend to hide it.",
                     "html": _figure_html(fig, "chart-insns")})
@@ -66,7 +70,8 @@ def charts(report: Report) -> list[dict[str, str]]:
     if fig.data:
         fig.update_layout(**layout, barmode="stack", yaxis={"title": "cells"},
                           xaxis={"title": "kernel", "type": "category"})
-        out.append({"id": "chart-status", "title": "Cells by status per kernel", "note": "",
+        out.append({"id": "chart-status", "wide": False, "title": "Cells by status per kernel",
+                    "note": "",
                     "html": _figure_html(fig, "chart-status")})
 
     boot = [k.boot_seconds for k in kinfo]
@@ -77,21 +82,21 @@ def charts(report: Report) -> list[dict[str, str]]:
         fig.update_layout(**layout, barmode="group", yaxis={"title": "seconds"},
                           xaxis={"title": "kernel", "type": "category"})
         accel = ", ".join(sorted({k.accel for k in kinfo if k.accel})) or "unknown"
-        out.append({"id": "chart-time", "title": "Time per kernel",
+        out.append({"id": "chart-time", "wide": False, "title": "Time per kernel",
                     "note": f"Accelerator: {accel}.", "html": _figure_html(fig, "chart-time")})
     return out
 
 
 def _cell_view(r: Result | None, idx: int) -> dict[str, Any]:
     if r is None:
-        return {"idx": idx, "symbol": cells.symbol(None), "status": "none", "unexpected": False,
+        return {"idx": idx, "word": "", "status": "none", "unexpected": False,
                 "title": "no result"}
     stats = []
     if r.verifier:
         stats = [(label, getattr(r.verifier, name)) for name, label in STATS
                  if getattr(r.verifier, name) is not None]
     return {
-        "idx": idx, "r": r, "symbol": cells.symbol(r), "status": r.status,
+        "idx": idx, "r": r, "word": cells.term(r), "status": r.status,
         "unexpected": not r.meets_expectation, "stats": stats,
         "title": f"{r.subject} @ {r.kernel}: {r.status} ({r.stage})",
     }
@@ -119,13 +124,13 @@ def render_html(report: Report, title: str = "eBPF compatibility report") -> str
         rows=rows,
         domains=sorted({r["domain"] for r in rows}),
         statuses=[s for s in cells.STATUS if any(r.status == s for r in report.results)],
-        legend=cells.legend(symbols=True),
+        legend=[(st, word, text) for st, (word, _sym, text) in cells.STATUS.items()],
         verdict=cells.verdict_line(report),
         good=good,
         total=total,
         charts=charts(report),
         plotly_js=plotly.offline.get_plotlyjs(),
-        colours=json.dumps(STATUS_COLOURS),
+        colours=STATUS_COLOURS,
     )
 
 
