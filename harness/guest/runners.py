@@ -267,6 +267,12 @@ def run_program(task: dict, send: Send, job: dict) -> None:
             send(_result(subject, "fail", "behavior", str(e) or "assertion failed",
                          verifier=verifier, duration=time.monotonic() - t0))
             return
+        except (ImportError, FileNotFoundError) as e:
+            # a module or a tool the check needs is missing in the guest: not the program's
+            send(_result(subject, "error", "behavior", f"the check could not run: "
+                         f"{type(e).__name__}: {e} (install it on the host: the guest uses "
+                         "the host's files)", verifier=verifier, duration=time.monotonic() - t0))
+            return
         except Exception as e:
             send(_result(subject, "fail", "behavior", f"{type(e).__name__}: {e}",
                          verifier=verifier, duration=time.monotonic() - t0))
