@@ -289,3 +289,20 @@ def test_hidden_paths_may_not_hide_what_the_checks_need(tmp_path):
         check_hidden((str(tmp_path),), needed)
     with pytest.raises(ConfigError, match="cannot hide '/'"):
         check_hidden(("/",), needed)
+
+
+def test_an_exception_in_one_kernels_worker_costs_only_that_kernel(tmp_path):
+    subjects = [Subject("a", {"kind": "command"})]
+
+    def script(req):
+        if req.kernel_id == "5.10":
+            raise RuntimeError("backend bug")
+        return [BOOT, {"event": "result", "subject": "a", "status": "pass", "stage": "run"}], ""
+
+    runs, interrupted = run_kernels([kspec("5.10", "5.10.0"), kspec("6.12", "6.12.1")], subjects,
+                                    Config(cache_dir=tmp_path, jobs=2), FakeBackend(script),
+                                    tmp_path / "w", lambda *a: None)
+    assert not interrupted and len(runs) == 2
+    by = {r.kernel.id: r.results[0] for r in runs}
+    assert by["6.12"].status == "pass"
+    assert by["5.10"].status == "error" and "RuntimeError: backend bug" in by["5.10"].detail
