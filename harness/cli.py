@@ -174,6 +174,8 @@ def _finish(report: Report, outs: Outputs) -> int:
     if result is not None:
         sys.stdout.write("\n" + render_diff(result))
     if report.interrupted:
+        print(f"ebpf-harness: stopped by {signal.Signals(LIVE.stop_signal).name}; every VM was "
+              "killed and the results written are partial", file=sys.stderr)
         return 128 + LIVE.stop_signal
     if result is not None:
         return 1 if result.failed else 0
