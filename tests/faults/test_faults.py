@@ -84,11 +84,14 @@ def events_with(proc: subprocess.Popen[str], needle: str, count: int = 1,
     """True once the guest's events of this run (the file whose events mention needle)
     hold `count` lines with `what`."""
     runs = load_config().cache_dir / "runs"
+    since = time.time() - 1  # this run's files only, not an earlier run's
 
     def check() -> bool:
         assert proc.poll() is None, proc.communicate()
         for f in runs.glob("*/*/events.jsonl"):
             try:
+                if f.stat().st_mtime < since:
+                    continue
                 text = f.read_text()
             except OSError:
                 continue
