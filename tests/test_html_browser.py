@@ -82,3 +82,44 @@ def test_a_page_with_a_script_error_is_caught(tmp_path: Path):
     assert problems is not None
     assert "Cannot read properties of null" in problems.group(1)
     assert "example.invalid" in problems.group(1)
+
+
+INTERACT = """<script>
+addEventListener("load", () => setTimeout(() => {
+  const out = {};
+  const sel = document.getElementById("f-domain");
+  sel.value = "security";
+  sel.dispatchEvent(new Event("change", {bubbles: true}));
+  out.rowsSecurity = [...document.querySelectorAll("#matrix tbody tr")]
+    .filter((tr) => !tr.classList.contains("hidden")).length;
+  sel.value = "";
+  document.getElementById("f-unexpected").checked = true;
+  document.getElementById("f-unexpected").dispatchEvent(new Event("change", {bubbles: true}));
+  out.rowsUnexpected = [...document.querySelectorAll("#matrix tbody tr")]
+    .filter((tr) => !tr.classList.contains("hidden")).length;
+  document.querySelector("button[data-cell]").click();
+  const dlg = document.getElementById("cell-dialog");
+  out.dialogOpen = dlg.open;
+  out.dialogText = dlg.textContent.replace(/\\s+/g, " ").slice(0, 400);
+  const pre = document.createElement("pre");
+  pre.id = "interact-result";
+  pre.textContent = "INTERACT:" + JSON.stringify(out);
+  document.body.appendChild(pre);
+}, 300));
+</script>"""
+
+
+def test_filters_and_the_cell_detail_work(tmp_path: Path):
+    import json
+
+    page = tmp_path / "report.html"
+    page.write_text(render_html(sample()).replace("</body>", INTERACT + "</body>", 1))
+    dom, _ = render_in_browser(page)
+    m = re.search(r"INTERACT:(.*?)</pre>", dom)
+    assert m is not None, "the interaction script did not run"
+    out = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert out["rowsSecurity"] == 1  # one security subject of two
+    assert out["rowsUnexpected"] == 2  # each subject has one cell not as expected
+    assert out["dialogOpen"] is True
+    assert "observability/loop @ 5.10: skip" in out["dialogText"]
+    assert "needs bpf_loop" in out["dialogText"]
