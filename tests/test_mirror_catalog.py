@@ -82,3 +82,17 @@ def test_catalog_set_naming_unknown_line(tmp_path):
     (tmp_path / "k.toml").write_text('[lines."6.1"]\nsuites=["bookworm"]\n[sets]\nx=["6.2"]\n')
     with pytest.raises(ConfigError, match=r"names 6\.2"):
         load_catalog(tmp_path)
+
+
+def test_catalog_unknown_keys_name_the_file_and_key(tmp_path):
+    import pytest
+
+    from harness.errors import ConfigError
+    from harness.kernels.catalog import load_catalog
+
+    (tmp_path / "k.toml").write_text('[lines."6.1"]\nsuites = ["bookworm"]\nsuite = "x"\n')
+    with pytest.raises(ConfigError, match=r"k\.toml: unknown key 'lines\.\"6\.1\"\.suite'"):
+        load_catalog(tmp_path)
+    (tmp_path / "k.toml").write_text('flavor = "amd64"\n[lines."6.1"]\nsuites = ["bookworm"]\n')
+    with pytest.raises(ConfigError, match="unknown key 'flavor'"):
+        load_catalog(tmp_path)

@@ -285,7 +285,7 @@ def test_hidden_paths_may_not_hide_what_the_checks_need(tmp_path):
     needed = [tmp_path / "project" / "x.bpf.o", Path("/opt/harness")]
     assert check_hidden(("/root/.ssh", str(tmp_path / "secrets")), needed) == [
         str(Path("/root/.ssh").resolve()), str(tmp_path / "secrets")]
-    with pytest.raises(ConfigError, match="would hide .*x.bpf.o"):
+    with pytest.raises(ConfigError, match=r"would hide .*x\.bpf\.o"):
         check_hidden((str(tmp_path),), needed)
     with pytest.raises(ConfigError, match="cannot hide '/'"):
         check_hidden(("/",), needed)
