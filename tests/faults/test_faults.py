@@ -171,8 +171,9 @@ def test_qemu_killed_inside_an_object_loses_no_program(tmp_path: Path):
 
 
 def test_links_the_guest_plants_are_never_followed(tmp_path: Path):
-    """A command inside the guest replaces its results file with a link to a host file
-    full of forged verdicts; the host reads nothing through it."""
+    """A command inside the guest writes to a host file outside its directory (refused:
+    read-only) and replaces its results file with a link to a host file full of forged
+    verdicts; the host reads nothing through it."""
     before = all_qemus()
     forged = tmp_path / "forged.jsonl"
     forged.write_text(json.dumps({"event": "result", "subject": "forged", "status": "pass",
@@ -182,6 +183,10 @@ def test_links_the_guest_plants_are_never_followed(tmp_path: Path):
     # command line), then swap the results file for a link to the forged one
     plant = (
         "import os\n"
+        "try:\n"  # and a write outside its directory: the host root is read-only
+        f"    open({str(forged)!r}, 'a').write('tampered')\n"
+        "except OSError as e:\n"
+        "    print('write refused:', e)\n"
         "pid = os.getppid()\n"
         "while pid > 1:\n"
         "    args = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')\n"
@@ -196,6 +201,7 @@ def test_links_the_guest_plants_are_never_followed(tmp_path: Path):
     p = harness("run", "-k", KERNEL, "--json", str(out), "--", "/usr/bin/python3", "-c", plant)
     _stdout, _stderr = p.communicate(timeout=300)
     results = json.loads(out.read_text())["results"]
+    assert "tampered" not in forged.read_text()
     assert all(r["subject"] != "forged" for r in results), results
     [r] = results
     assert r["status"] == "error" and p.returncode == 1
