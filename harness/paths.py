@@ -13,7 +13,7 @@ reads the host's files over 9p) need real files, and a wheel is always installed
 from __future__ import annotations
 
 import hashlib
-import os
+import uuid
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -49,9 +49,8 @@ def guest_pythonpath(cache_dir: Path) -> Path:
     if link.is_symlink() and link.resolve() == PACKAGE_DIR:
         return root
     root.mkdir(parents=True, exist_ok=True)
-    # made under a name of this process's own, then renamed over: concurrent runs agree
-    tmp = root / f".harness.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
+    # made under a name of its own, then renamed over: concurrent runs and threads agree
+    tmp = root / f".harness.{uuid.uuid4().hex}.tmp"
     tmp.symlink_to(PACKAGE_DIR, target_is_directory=True)
     tmp.replace(link)
     return root

@@ -283,8 +283,9 @@ def run_one(
         # is this machine, which is left alone
         "setup": backend.name != "local",
         "tasks": [dict(s.task, subject=s.id) for s in subjects if s.compile_error is None],
-        "hide": check_hidden(config.hide_paths, [PACKAGE_PARENT / "harness", workdir, Path.cwd(),
-                                                 *task_paths([s.task for s in subjects])]),
+        "hide": check_hidden(config.hide_paths, [
+            PACKAGE_PARENT / "harness", guest_pythonpath(config.cache_dir), workdir, Path.cwd(),
+            *task_paths([s.task for s in subjects])]),
     }
     # the job and the console stay outside the directory the guest can write
     job_path = workdir / f"{safe}.job.json"

@@ -137,4 +137,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if d.skip:
                 item.add_marker(pytest.mark.skip(reason=d.reason))
         # xdist's loadgroup scheduling keeps a group on one worker: one VM boot per kernel
-        item.add_marker(pytest.mark.xdist_group(f"kernel-{kid}"))
+        # (without xdist the marker is unknown: a warning, an error under --strict-markers)
+        if config.pluginmanager.hasplugin("xdist"):
+            item.add_marker(pytest.mark.xdist_group(f"kernel-{kid}"))
