@@ -149,15 +149,8 @@ class Report:
         return next((k for k in self.kernels if k.id == kid), None)
 
     def cell(self, subject: str, kernel: str) -> Result | None:
-        return self._cells().get((subject, kernel))
-
-    def _cells(self) -> dict[tuple[str, str], Result]:
-        # rebuilt when results change size; cheap next to any renderer
-        key = (id(self.results), len(self.results))
-        if getattr(self, "_cell_key", None) != key:
-            self._cell_map = {(r.subject, r.kernel): r for r in self.results}
-            self._cell_key = key
-        return self._cell_map
+        return next((r for r in self.results if r.subject == subject and r.kernel == kernel),
+                    None)
 
     def counts(self) -> tuple[int, int]:
         """(cells meeting their expectation, all cells)."""
