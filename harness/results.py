@@ -14,7 +14,8 @@ Schema history (the JSON Schema ships as harness/schema/results.schema.json):
   1  first version
   2  verifier statistics as veristat has them (states per instruction, verification time,
      stack depth, translated and JITed size); kernels say whether they were pinned by a
-     lock file. Version 1 files are read (their new fields are unknown, so null).
+     lock file; each result has a cause code (harness/classify.py). Version 1 files are
+     read (statistics unknown, so null; causes worked out on reading).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class Result:
     duration: float | None = None
     output: str = ""
     console: str = ""
+    cause: str = ""  # harness.classify's code: why it is not a plain pass ('' when it is)
 
     @property
     def meets_expectation(self) -> bool:
@@ -186,11 +188,16 @@ class Report:
                 "re-run the checks with this version."
             )
         validate(d, source)
+        from .classify import classify
+
         results = []
         for r in d["results"]:
             r = dict(r)
             ver = r.pop("verifier", None)
-            results.append(Result(**r, verifier=VerifierInfo(**ver) if ver else None))
+            res = Result(**r, verifier=VerifierInfo(**ver) if ver else None)
+            if "cause" not in r:  # a version 1 file
+                res.cause = classify(res)
+            results.append(res)
         return cls(
             kernels=[KernelInfo(**k) for k in d.get("kernels", [])],
             results=results,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .classify import classify
 from .config import Config
 from .errors import ConfigError
 from .kernels.cache import Cache
@@ -158,7 +159,13 @@ def collect(
             r = why.result(sid, kernel.id, sid in started)
             r.expected = _expected(s, kernel)
             results.append(r)
+    _classify(results)
     return info, results
+
+
+def _classify(results: list[Result]) -> None:
+    for r in results:
+        r.cause = classify(r)
 
 
 def _attach_splats(results: list[Result], events: list[dict], console: str,
@@ -368,8 +375,8 @@ def _failed_run(kernel: KernelSpec, subjects: list[Subject], e: Exception) -> Ke
     info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
                       origin=kernel.origin, pinned=kernel.pinned)
     why = f"harness error on kernel {kernel.id}: {type(e).__name__}: {e}"
-    results = [Result(s.id, kernel.id, "error", "run", why, expected=_expected(s, kernel))
-               for s in subjects]
+    results = [Result(s.id, kernel.id, "error", "run", why, expected=_expected(s, kernel),
+                      cause="harness-error") for s in subjects]
     return KernelRun(kernel, info, results)
 
 

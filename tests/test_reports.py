@@ -18,6 +18,7 @@ from harness.report.diff import diff, render_md, render_term
 from harness.report.html import render_html, write_site
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
+from harness.report.terminal import render_matrix
 from harness.results import Report, Result, VerifierInfo, schema
 
 
@@ -253,3 +254,19 @@ def test_statistics_show_in_every_report():
     md = render_markdown(r)
     assert "insns processed 77, stack bytes 48" in md
     assert "stack bytes 48" in render_junit(r)
+
+
+def test_causes_are_counted_in_the_reports():
+    from harness.classify import classify
+
+    r = sample()
+    for x in r.results:
+        x.cause = classify(x)
+    assert r.cell("observability/loop", "6.12").cause == "verifier-rejection"
+    md = render_markdown(r)
+    assert "| `kernel-crash` | 1 | the kernel crashed |" in md
+    assert "(load, verifier-rejection)" in md
+    text = render_matrix(r)
+    assert "not as expected, by cause: kernel-crash 1, verifier-rejection 1" in text
+    assert 'type="verifier-rejection"' in render_junit(r)
+    assert "cause: <code>kernel-crash</code>" in render_html(r)

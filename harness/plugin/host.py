@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ..classify import classify
 from ..config import load_config
 from ..errors import HarnessError
 from ..kernels.model import KernelSpec
@@ -223,6 +224,8 @@ class HostSide:
                                                       pinned=k.pinned)
             report.kernels.append(info)
         report.results = list(self.cells.values())
+        for r in report.results:
+            r.cause = classify(r)
         return report
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -56,6 +56,17 @@ def not_as_expected(report: Report) -> list[Result]:
     return sorted(bad, key=lambda r: (subjects.get(r.subject, 0), order.get(r.kernel, 0)))
 
 
+def causes(results: list[Result]) -> list[tuple[str, int, str]]:
+    """(cause, how many cells, what it means), most frequent first."""
+    from ..classify import CAUSES
+
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.cause:
+            counts[r.cause] = counts.get(r.cause, 0) + 1
+    return [(c, n, CAUSES.get(c, "")) for c, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+
+
 def verdict_line(report: Report) -> str:
     good, total = report.counts()
     verdict = "OK" if report.ok else "NOT OK"

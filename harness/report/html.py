@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..classify import CAUSES
 from ..results import STATS, Report, Result, write_text_atomic
 from . import cells
 from .badge import render_badge
@@ -131,6 +132,7 @@ def render_html(report: Report, title: str = "eBPF compatibility report") -> str
         charts=charts(report),
         plotly_js=plotly.offline.get_plotlyjs(),
         colours=STATUS_COLOURS,
+        causes=CAUSES,
     )
 
 

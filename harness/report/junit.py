@@ -45,14 +45,14 @@ def render_junit(report: Report) -> str:
         for r in rs:
             case = ET.SubElement(suite, "testcase", classname=r.subject, name=k.id,
                                  time=f"{r.duration or 0:.3f}")
-            _props(case, {**kprops, "status": r.status, "stage": r.stage})
+            _props(case, {**kprops, "status": r.status, "stage": r.stage, "cause": r.cause})
             if r.meets_expectation and r.status == "skip":
                 ET.SubElement(case, "skipped", message=r.detail[:500])
                 counts["skipped"] += 1
             elif not r.meets_expectation:
                 tag = "error" if r.status == "error" else "failure"
                 el = ET.SubElement(case, tag, message=f"{r.status} ({r.stage}): {r.detail[:500]}",
-                                   type=r.status)
+                                   type=r.cause or r.status)
                 el.text = _body(r)
                 counts["errors" if tag == "error" else "failures"] += 1
         for key, v in counts.items():

@@ -27,7 +27,8 @@ def stats_line(r: Result) -> str:
 
 
 def _details(r: Result) -> list[str]:
-    head = f"<code>{r.subject}</code> @ {r.kernel}: {cells.symbol(r)} {r.status} ({r.stage})"
+    cause = f", {r.cause}" if r.cause else ""
+    head = f"<code>{r.subject}</code> @ {r.kernel}: {cells.symbol(r)} {r.status} ({r.stage}{cause})"
     body = [f"<details><summary>{head}</summary>", "", _fence(r.detail)]
     if r.verifier and r.verifier.summary:
         body += ["**verifier:**", "", _fence(r.verifier.summary)]
@@ -70,7 +71,10 @@ def render_markdown(report: Report, title: str = "eBPF compatibility matrix") ->
     out.append("")
     bad = cells.not_as_expected(report)
     if bad:
-        out += [f"### Not as expected ({len(bad)})", ""]
+        out += [f"### Not as expected ({len(bad)})", "", "| cause | cells | what it means |",
+                "|---|--:|---|"]
+        out += [f"| `{c}` | {n} | {_md(what)} |" for c, n, what in cells.causes(bad)]
+        out.append("")
         for r in bad:
             out += _details(r)
     return "\n".join(out) + "\n"

@@ -39,10 +39,14 @@ def render_matrix(report: Report, width: int = 100) -> str:
             detail = " ".join(r.detail.split())
             if len(detail) > width * 2:
                 detail = detail[: width * 2 - 1] + "…"
-            lines.append(f" {mark} {r.subject} @ {r.kernel} [{r.stage}]: {detail}")
+            tag = f"{r.stage}, {r.cause}" if r.cause else r.stage
+            lines.append(f" {mark} {r.subject} @ {r.kernel} [{tag}]: {detail}")
     for r in report.results:
         if r.status == "pass" and r.expected == "skip":
             lines.append(f" ! {r.subject} @ {r.kernel}: {r.detail}")
+    bad = cells.causes(cells.not_as_expected(report))
+    if bad:
+        lines.append("not as expected, by cause: " + ", ".join(f"{c} {n}" for c, n, _ in bad))
     lines.append("")
     lines.append(cells.verdict_line(report))
     return "\n".join(lines) + "\n"

@@ -1,0 +1,105 @@
+"""Why a cell is not a plain pass: one code from a fixed taxonomy, read from the cell's
+status, stage, detail and verifier log. Pure.
+
+Reports group and count cells by these codes, so that "12 cells rejected" becomes "7 missing
+kfuncs, 3 missing hooks, 2 verifier rejections". The codes separate what the kernel refused
+(missing helper, kfunc, map, program or attach type, a verifier rejection or complexity
+limit) from what depends on the loader (a map it sizes at run time, a hook a tool picks
+per kernel, a program with no automatic attach point) and from the harness itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .results import Result
+
+# code -> what it means, in report order
+CAUSES: dict[str, str] = {
+    "missing-helper": "a BPF helper this kernel does not have (or a helper that takes a callback)",
+    "missing-kfunc": "a kfunc this kernel does not export",
+    "missing-map-type": "a map type this kernel does not have",
+    "unsupported-program-type": "a program type this kernel does not have",
+    "unsupported-attach-type": "an attach type or link this kernel (or its config) does not support",
+    "hook-missing": "the function, tracepoint or symbol to attach to does not exist in this kernel",
+    "core-relocation": "a CO-RE relocation found no matching field or type in this kernel's BTF",
+    "complexity-limit": "the verifier's limits: program too large or too complex, stack too deep",
+    "verifier-rejection": "the verifier refused the program (see its log)",
+    "map-create-failed": "a map could not be created (often a size the loader sets at run time)",
+    "load-failure": "loading failed for another reason",
+    "permission": "not permitted (lockdown, a security policy)",
+    "attach-failure": "attaching failed for another reason",
+    "behaviour-failure": "loaded and attached, but the behaviour check or the command failed",
+    "attach-not-applicable": "verified; no automatic attach point (a loader gives it a target)",
+    "compile-error": "the source does not compile",
+    "kernel-crash": "the kernel crashed",
+    "timeout": "no verdict in time",
+    "harness-error": "a harness or set-up problem, not the program's",
+}
+
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (code, re.compile(rx, re.I)) for code, rx in (
+        ("missing-helper", r"invalid func unknown#\d+|unknown func \w+#\d+|"
+                           # a callback subprogram (bpf_loop, bpf_for_each_map_elem, timers)
+                           # that an older verifier cannot place
+                           r"number of funcs in func_info doesn't match number of subprogs"),
+        ("missing-kfunc", r"extern \(func ksym\) '[^']+': not found|"
+                          r"calling kernel function \w+ is not allowed|kernel function \w+ .*unsupported"),
+        ("hook-missing", r"failed to find kernel BTF type ID of|"
+                         r"failed to create (?:k|u)(?:ret)?probe .*No such file|"
+                         r"tracepoint .*No such file"),
+        ("core-relocation", r"CO-RE relocat|relo #\d+.*(?:failed|unexpected)|failed to resolve CO-RE"),
+        ("complexity-limit", r"BPF program is too large|too complex|combined stack size|"
+                             r"stack depth \d+ exceeds|jump sequence of \d+ is too complex"),
+        ("missing-map-type", r"map '[^']+': failed to create.*(?:unknown|unsupported) map type"),
+        ("map-create-failed", r"map '[^']+': failed to create|failed to create map"),
+        ("unsupported-program-type", r"unknown program type|program type \S+ not supported|"
+                                     r"prog type \d+ not supported"),
+    )
+)
+_PERMISSION = re.compile(r"Operation not permitted|Permission denied|lockdown", re.I)
+_NO_SUCH = re.compile(r"No such file or directory", re.I)
+_ATTACH_UNSUPPORTED = re.compile(r"Operation not supported|Invalid argument|not supported", re.I)
+
+
+def _underlying_status(r: Result) -> str:
+    """A declared skip keeps what happened underneath ('...; reject: ...')."""
+    if r.status != "skip":
+        return r.status
+    m = re.search(r"; (reject|fail): ", r.detail)
+    return m.group(1) if m else "skip"
+
+
+def classify(r: Result) -> str:
+    """The cause code of a cell, '' for a plain pass or a skip with nothing underneath."""
+    status = _underlying_status(r)
+    if status == "pass":
+        return "attach-not-applicable" if "attach not applicable" in r.detail else ""
+    if status == "skip":
+        return ""
+    if status == "crash":
+        return "kernel-crash"
+    if status == "timeout":
+        return "timeout"
+    if status == "error":
+        return "harness-error"
+    if r.stage == "compile":
+        return "compile-error"
+    text = r.detail
+    if r.verifier is not None:
+        text += "\n" + r.verifier.summary + "\n" + r.verifier.log[-8000:]
+    for code, rx in _RULES:
+        if rx.search(text):
+            return code
+    if r.stage in ("load", "attach") and _PERMISSION.search(r.detail):
+        return "permission"
+    if r.stage == "attach":
+        if _NO_SUCH.search(r.detail):
+            return "hook-missing"
+        return "unsupported-attach-type" if _ATTACH_UNSUPPORTED.search(text) else "attach-failure"
+    if r.stage in ("behavior", "run"):
+        return "behaviour-failure"
+    if status == "reject":
+        has_log = r.verifier is not None and bool(r.verifier.log.strip())
+        return "verifier-rejection" if has_log else "load-failure"
+    return "load-failure"

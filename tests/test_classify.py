@@ -1,0 +1,53 @@
+"""Cause codes from real messages (seen on the default matrix and libbpf-tools)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.classify import CAUSES, classify
+from harness.results import Result, VerifierInfo
+
+
+@pytest.mark.parametrize(("status", "stage", "detail", "log", "cause"), [
+    ("reject", "load", "verifier: invalid func unknown#173 (38 lines omitted)", "", "missing-helper"),
+    ("reject", "load", "verifier: number of funcs in func_info doesn't match number of subprogs",
+     "", "missing-helper"),
+    ("reject", "load", "program search_path: libbpf: extern (func ksym) 'bpf_strlen': not found in "
+     "kernel or module BTFs", "", "missing-kfunc"),
+    ("reject", "load", "libbpf: prog 'x': failed to find kernel BTF type ID of "
+     "'__blk_account_io_start': -3", "", "hook-missing"),
+    ("fail", "attach", "attach kprobe/dummy_file_read: No such file or directory (2)", "",
+     "hook-missing"),
+    ("fail", "attach", "program count_calls: attach kprobe.multi/__x64_sys_getp?id: Operation not "
+     "supported (95)", "", "unsupported-attach-type"),
+    ("reject", "load", "map 'stackmap': failed to create: Invalid argument", "", "map-create-failed"),
+    ("reject", "load", "verifier: BPF program is too large. Processed 1000001 insn", "",
+     "complexity-limit"),
+    ("reject", "load", "libbpf: prog 'x': relo #3: target field not found", "relo #3: failed",
+     "core-relocation"),
+    ("reject", "load", "verifier: R1 invalid mem access 'scalar'", "0: (79) r1 = *(u64 *)(r1 +0)\n",
+     "verifier-rejection"),
+    ("reject", "load", "Operation not permitted (1)", "", "permission"),
+    ("fail", "behavior", "no exec event for pid 12", "", "behaviour-failure"),
+    ("fail", "compile", "x.bpf.c:3: error: boom", "", "compile-error"),
+    ("crash", "run", "kernel crashed", "", "kernel-crash"),
+    ("timeout", "run", "no progress", "", "timeout"),
+    ("error", "run", "the guest agent never started", "", "harness-error"),
+    ("pass", "load", "verified; attach not applicable: section 'perf_event' has no automatic "
+     "attach point", "", "attach-not-applicable"),
+    ("pass", "attach", "verified and attached (xdp on lo)", "", ""),
+    # a declared skip is classified by what happened underneath
+    ("skip", "load", "needs bpf_loop helper (>= 5.17); reject: verifier: invalid func unknown#181",
+     "", "missing-helper"),
+    ("skip", "load", "needs something (>= 6.1)", "", ""),
+])
+def test_causes(status: str, stage: str, detail: str, log: str, cause: str):
+    v = VerifierInfo(log=log) if log else None
+    r = Result("s", "k", status, stage, detail, verifier=v)
+    assert classify(r) == cause
+    assert cause == "" or cause in CAUSES
+
+
+def test_a_behaviour_check_missing_a_file_is_not_a_missing_hook():
+    r = Result("s", "k", "fail", "behavior", "FileNotFoundError: No such file or directory (2)")
+    assert classify(r) == "behaviour-failure"
