@@ -7,7 +7,9 @@ set-up errors (which are printed as one clear message, never a traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -288,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"ebpf-harness: stopped by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
+    except BrokenPipeError:  # `ebpf-harness ... | head`: the reader left, as SIGPIPE would
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # no flush error at exit
+        return 128 + signal.SIGPIPE
     except Exception as e:  # a bug: a short message and where the traceback went
         log = _crash_log(raw)
         print(f"ebpf-harness: internal error: {type(e).__name__}: {e}. The traceback is in "

@@ -81,3 +81,13 @@ def test_sections_without_an_automatic_attach_point(section: str, manual: bool):
     from harness.guest.runners import manual_attach
 
     assert manual_attach(section) is manual
+
+
+def test_sizes_a_loader_would_give():
+    from harness.guest.libbpf import default_sizes
+
+    assert default_sizes(7, 0, 0) == [("value_size", 1016), ("max_entries", 10240)]  # stack trace
+    assert default_sizes(7, 8, 100) == []
+    assert default_sizes(27, 0, 0) == [("max_entries", 256 << 10)]  # ring buffer
+    assert default_sizes(1, 4, 0) == [("max_entries", 10240)]  # hash
+    assert default_sizes(4, 4, 0) == []  # perf event array: libbpf sizes it to the CPUs

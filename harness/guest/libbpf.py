@@ -56,6 +56,9 @@ map_fd = _fn("bpf_map__fd", c_int, c_void_p)
 map_type = _fn("bpf_map__type", c_int, c_void_p)
 map_key_size = _fn("bpf_map__key_size", ctypes.c_uint32, c_void_p)
 map_value_size = _fn("bpf_map__value_size", ctypes.c_uint32, c_void_p)
+map_max_entries = _fn("bpf_map__max_entries", ctypes.c_uint32, c_void_p)
+map_set_value_size = _fn("bpf_map__set_value_size", c_int, c_void_p, ctypes.c_uint32)
+map_set_max_entries = _fn("bpf_map__set_max_entries", c_int, c_void_p, ctypes.c_uint32)
 map_lookup = _fn("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 map_update = _fn("bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, ctypes.c_uint64)
 map_delete = _fn("bpf_map_delete_elem", c_int, c_int, c_void_p)
@@ -434,6 +437,29 @@ def _netns(ns_fd: int) -> Iterator[None]:
         os.close(here)
 
 
+# enum bpf_map_type values used by default_sizes
+BPF_MAP_TYPE_STACK_TRACE, BPF_MAP_TYPE_RINGBUF = 7, 27
+_SIZED_BY_LOADER = {1, 2, 5, 6, 9, 10}  # hash, array, per-CPU hash/array, LRU (per-CPU) hash
+STACK_VALUE_SIZE = 127 * 8  # PERF_MAX_STACK_DEPTH frames of u64, as stack-trace tools use
+RINGBUF_SIZE = 256 << 10
+LOADER_MAX_ENTRIES = 10240  # the default libbpf-tools give their hash maps
+
+
+def default_sizes(mtype: int, value_size: int, max_entries: int) -> list[tuple[str, int]]:
+    """What a loader would set on a map the object leaves unsized (libbpf's conventions):
+    a stack-trace map's value size, a ring buffer's size, a hash or array map's
+    max_entries. Pure."""
+    out = []
+    if mtype == BPF_MAP_TYPE_STACK_TRACE and value_size == 0:
+        out.append(("value_size", STACK_VALUE_SIZE))
+    if max_entries == 0:
+        if mtype == BPF_MAP_TYPE_RINGBUF:
+            out.append(("max_entries", RINGBUF_SIZE))
+        elif mtype in _SIZED_BY_LOADER or mtype == BPF_MAP_TYPE_STACK_TRACE:
+            out.append(("max_entries", LOADER_MAX_ENTRIES))
+    return out
+
+
 class BpfObject:
     """One .bpf.o. Use as a context manager; everything is released on exit."""
 
@@ -454,6 +480,19 @@ class BpfObject:
             p = next_program(ptr, p)
         self.maps: dict[str, Map] = {}
         self._rings: list[RingBuffer] = []
+
+    def loader_defaults(self) -> list[str]:
+        """Give maps declared without a size the size a loader would give them before
+        load (see default_sizes); returns what was set, for the report."""
+        notes = []
+        m = next_map(self._ptr, None)
+        while m:
+            for attr, value in default_sizes(map_type(m), map_value_size(m), map_max_entries(m)):
+                setter = map_set_value_size if attr == "value_size" else map_set_max_entries
+                if setter(m, value) == 0:
+                    notes.append(f"map '{map_name(m).decode()}' {attr}={value}")
+            m = next_map(self._ptr, m)
+        return notes
 
     def only(self, name: str) -> None:
         """Load only this program (isolation: one program's verdict per load)."""

@@ -71,6 +71,7 @@ def _load_one(path: str, name: str) -> tuple[Any, dict]:
 
     obj = libbpf.BpfObject(path)
     obj.only(name)
+    setup = obj.loader_defaults()
     prog = obj.programs[name]
     prog.set_log(4, LOG_SMALL)
     try:
@@ -79,6 +80,7 @@ def _load_one(path: str, name: str) -> tuple[Any, dict]:
         stats_log = prog.read_log()
         obj.close()
         obj2 = libbpf.BpfObject(path)
+        obj2.loader_defaults()
         obj2.only(name)
         prog2 = obj2.programs[name]
         prog2.set_log(1 | 4, LOG_BIG)
@@ -94,6 +96,7 @@ def _load_one(path: str, name: str) -> tuple[Any, dict]:
     xlated, jited = prog.sizes()
     verifier = {"log": _keep(prog.read_log()), "verified_insns": prog.verified_insns(),
                 "insns": prog.insn_count(), "xlated_bytes": xlated, "jited_bytes": jited}
+    obj.setup_notes = setup
     return obj, verifier
 
 
@@ -114,6 +117,11 @@ def manual_attach(section: str) -> bool:
     and attaching is not applicable until a loader gives it a target."""
     base, _, target = section.lstrip("?").partition("/")
     return base.startswith(_MANUAL) or (base in _TARGETED and not target)
+
+
+def _setup_note(obj: Any) -> str:
+    notes = getattr(obj, "setup_notes", [])
+    return f"; loader set-up assumed: {', '.join(notes)}" if notes else ""
 
 
 def _attach_point(prog: Any) -> tuple[str, Callable[[], int] | None]:
@@ -166,8 +174,9 @@ def run_object(task: dict, send: Send, job: dict) -> None:
             if attach is None:
                 send(_result(subject, "pass", "load",
                              f"verified; attach not applicable: section '{where}' has no "
-                             "automatic attach point (the loader gives it a target)",
-                             verifier=verifier, duration=time.monotonic() - t0))
+                             "automatic attach point (the loader gives it a target)"
+                             + _setup_note(obj), verifier=verifier,
+                             duration=time.monotonic() - t0))
                 continue
             try:
                 attach()
@@ -181,8 +190,8 @@ def run_object(task: dict, send: Send, job: dict) -> None:
                     send(_result(subject, "fail", "attach", e.detail, verifier=verifier,
                                  errno=abs(e.err), duration=time.monotonic() - t0))
                 continue
-            send(_result(subject, "pass", "attach", f"verified and attached ({where})",
-                         verifier=verifier, duration=time.monotonic() - t0))
+            send(_result(subject, "pass", "attach", f"verified and attached ({where})"
+                         + _setup_note(obj), verifier=verifier, duration=time.monotonic() - t0))
         finally:
             obj.close()
 

@@ -52,8 +52,8 @@ def run(tmp_path_factory):
     progress = Progress()
     kernels = prepare_kernels(KERNELS, cfg, progress)
     oldest = min(kernels, key=lambda k: k.version)
-    subjects = subjects_for_paths([str(DATA / "features.bpf.c"), str(DATA / "broken.bpf.c")],
-                                  kernels, cfg)
+    subjects = subjects_for_paths([str(DATA / "features.bpf.c"), str(DATA / "broken.bpf.c"),
+                                   str(DATA / "loader_setup.bpf.c")], kernels, cfg)
     subjects += subjects_for_suite(SUITE, kernels, cfg)
     subjects.append(subject_for_command(["/usr/sbin/execsnoop"], alive=8, network=False,
                                         timeout=120))
@@ -173,3 +173,12 @@ def test_every_report_renders_real_results(run, tmp_path):
     assert "<testsuites" in render_junit(report)
     html = render_html(report)
     assert 'id="chart-insns"' in html and 'id="matrix"' in html
+
+
+def test_maps_the_loader_sizes_get_the_loaders_sizes(run):
+    report, kernels, _, _ = run
+    for k in kernels:
+        cell = report.cell(f"{DATA / 'loader_setup.bpf.c'}:stack_of_getppid", k.id)
+        assert cell is not None and cell.status == "pass", cell and cell.detail
+        assert "loader set-up assumed: map 'stacks' value_size=1016" in cell.detail
+        assert "map 'counts' max_entries=10240" in cell.detail
