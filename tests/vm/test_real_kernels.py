@@ -43,12 +43,15 @@ SUITE = ",".join([
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    # the guest must not read a hidden host directory, and still reads its sibling
-    secrets = Path(tempfile.mkdtemp(prefix="ebpf-harness-hide-", dir="/var/tmp"))
+    # the guest must not read a hidden host directory, and still reads its sibling (in the
+    # cache: virtme-ng gives the guest its own /tmp and /var/tmp)
+    cfg = load_config()
+    cfg.cache_dir.mkdir(parents=True, exist_ok=True)
+    secrets = Path(tempfile.mkdtemp(prefix="test-hide-", dir=cfg.cache_dir))
     for d in ("hidden", "visible"):
         (secrets / d).mkdir()
         (secrets / d / "secret").write_text("s3cret\n")
-    cfg = load_config().with_overrides(hide_paths=(str(secrets / "hidden"),))
+    cfg = cfg.with_overrides(hide_paths=(str(secrets / "hidden"),))
     progress = Progress()
     kernels = prepare_kernels(KERNELS, cfg, progress)
     oldest = min(kernels, key=lambda k: k.version)
