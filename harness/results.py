@@ -48,7 +48,7 @@ class VerifierInfo:
     peak_states: int | None = None
     max_states_per_insn: int | None = None
     verification_usec: int | None = None  # "verification time N usec"
-    stack_depth: int | None = None  # bytes, all subprograms' frames together
+    stack_depth: int | None = None  # bytes: frames added up ("16+32"), or 7.x's "stack depth max"
     verified_insns: int | None = None  # bpf_prog_info.verified_insns (5.16+)
     insns: int | None = None  # program size in instructions, as loaded
     xlated_bytes: int | None = None  # translated program size (bpf_prog_info)

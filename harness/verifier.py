@@ -12,10 +12,12 @@ _PROCESSED = re.compile(
     r"peak_states (\d+)"
 )
 _TIME = re.compile(r"^verification time (\d+) usec", re.M)
-_STACK = re.compile(r"^stack depth ([\d+]+)", re.M)
+# "stack depth 16+0" (one frame per subprogram); 7.x prints "stack depth max 16" and a
+# "subprog N (name) ... stack S" line per subprogram
+_STACK = re.compile(r"^stack depth (?:max )?([\d+]+)", re.M)
 _NOISE = re.compile(
     r"^(\d+: \(|\d+: R\d|R\d+(_\w+)?=|;|from \d+ to \d+|func#|last_idx|regs=|parent |"
-    r"mark_precise|\d+: frame|frame\d|Live regs|\s*$)"
+    r"mark_precise|\d+: frame|frame\d|Live regs|subprog \d+ \(|\s*$)"
 )
 
 

@@ -70,3 +70,13 @@ def test_crash_detection():
     assert ex is not None and "Call Trace" in ex
     assert crash_headline(ex) == "Kernel panic - not syncing: sysrq triggered crash"
     assert find_crash("[ 1.0] all fine\n[ 2.0] reboot: Power down\n") is None
+
+
+def test_stats_in_the_7x_format():
+    log = ("verification time 23780 usec\nstack depth max 24\n"
+           "subprog 0 (ringbuf_prog) main insns_self 16 insns_total 16 stack 24\n"
+           "processed 16 insns (limit 1000000) max_states_per_insn 0 total_states 1 "
+           "peak_states 1 mark_read 0\n")
+    st = parse_stats(log)
+    assert st["stack_depth"] == 24 and st["insns_processed"] == 16
+    assert summarize(log) == ""  # nothing in a passing log is a reason
