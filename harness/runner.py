@@ -12,8 +12,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 from .classify import classify
 from .config import Config
 from .errors import ConfigError
+from .events import BootStarted, Listener, Note, VMEnded, from_guest
 from .kernels.cache import Cache
 from .kernels.fetch import in_use_name
 from .kernels.model import KernelSpec
@@ -32,7 +33,7 @@ from .verifier import info_from
 from .vm.accel import choose_accel
 from .vm.backend import LIVE, Backend, VMOutcome, VMRequest
 from .vm.console import crash_headline, find_crash, find_splats
-from .vm.shared import read_guest_file
+from .vm.shared import read_guest_bytes, read_guest_file
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 GUEST_PYTHON = "/usr/bin/python3"  # Debian's, where python3-bpfcc and pyroute2 live
@@ -59,7 +60,35 @@ class KernelRun:
     console_path: Path | None = None
 
 
-Notify = Callable[[str, str, str], None]  # (kernel id, phase, detail)
+class _Follower(threading.Thread):
+    """Reads the guest's events while its VM runs and hands them on as typed events."""
+
+    def __init__(self, path: Path, kernel: str, listener: Listener) -> None:
+        super().__init__(name=f"follow-{kernel}", daemon=True)
+        self.path, self.kernel, self.listener = path, kernel, listener
+        self.offset, self.pending = 0, b""
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.5):
+            self.poll()
+
+    def poll(self) -> None:
+        while chunk := read_guest_bytes(self.path, self.offset):
+            self.offset += len(chunk)
+            *lines, self.pending = (self.pending + chunk).split(b"\n")
+            for line in lines:
+                try:
+                    ev = from_guest(self.kernel, json.loads(line))
+                except (json.JSONDecodeError, AttributeError):
+                    continue
+                if ev is not None:
+                    self.listener(ev)
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join()
+        self.poll()  # what arrived last (or all of it, from a backend that writes at the end)
 
 
 def _unmet(subject: Subject, kernel: KernelSpec) -> str | None:
@@ -272,7 +301,7 @@ def run_one(
     config: Config,
     backend: Backend,
     workdir: Path,
-    notify: Notify,
+    listener: Listener,
     accel: str,
 ) -> KernelRun:
     safe = kernel.id.replace("/", "_")
@@ -303,37 +332,42 @@ def run_one(
     for s in subjects:
         append += [p for p in s.boot_params if p not in append]
     with Cache(config.cache_dir).shared(in_use_name(kernel.release)):  # prune keeps it
-        outcome, accel, req = _boot(kernel, rundir, job_path, config, backend, notify, accel,
-                                    network, vm_timeout, tuple(append))
+        outcome, accel, req = _boot(kernel, rundir, job_path, config, backend, listener, accel,
+                                    network, vm_timeout, tuple(append), len(subjects))
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
     info, results = collect(kernel, subjects, read_events(events_path), console, outcome,
                             console_path)
     info.accel = accel
     done = sum(r.meets_expectation for r in results)
-    notify(kernel.id, "done", f"{done}/{len(results)} as expected in {outcome.seconds:.0f}s")
+    listener(VMEnded(kernel.id, outcome.seconds, done, len(results)))
     return KernelRun(kernel, info, results, console_path)
 
 
 def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, backend: Backend,
-          notify: Notify, accel: str, network: bool, vm_timeout: float,
-          append: tuple[str, ...]) -> tuple[VMOutcome, str, VMRequest]:
+          listener: Listener, accel: str, network: bool, vm_timeout: float,
+          append: tuple[str, ...], checks: int) -> tuple[VMOutcome, str, VMRequest]:
     """One VM run of the job; a KVM boot that never reaches the agent is retried under
     TCG. Returns the outcome, the accelerator used and the request."""
     attempts = [accel, "tcg"] if accel == "kvm" else [accel]
     for attempt_accel in attempts:
-        notify(kernel.id, "boot", f"{kernel.release} ({attempt_accel})")
+        listener(BootStarted(kernel.id, kernel.release, attempt_accel, checks))
         command = guest_command(job_path, guest_pythonpath(config.cache_dir))
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(command),
                         accel=attempt_accel, memory=config.memory, cpus=config.cpus,
                         network=network, timeout=vm_timeout, append=append,
                         stall=stall_limit(config, attempt_accel))
         req.events_path.unlink(missing_ok=True)
-        outcome = backend.run(req)
+        follower = _Follower(req.events_path, kernel.id, listener)
+        follower.start()
+        try:
+            outcome = backend.run(req)
+        finally:
+            follower.finish()
         booted = any(ev.get("event") == "boot" for ev in read_events(req.events_path))
         if booted or outcome.interrupted or attempt_accel == attempts[-1]:
             return outcome, attempt_accel, req
-        notify(kernel.id, "note", "KVM boot failed; retrying under TCG")
+        listener(Note(kernel.id, "KVM boot failed; retrying under TCG"))
     raise AssertionError("unreachable")
 
 
@@ -343,14 +377,14 @@ def run_kernels(
     config: Config,
     backend: Backend,
     workdir: Path,
-    notify: Notify,
+    listener: Listener,
 ) -> tuple[list[KernelRun], bool]:
     accel = choose_accel(config.accel) if backend.name == "vng" else "tcg"
     workdir.mkdir(parents=True, exist_ok=True)
     runs: list[KernelRun] = []
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
-    futures = [pool.submit(run_one, k, subjects, config, backend, workdir, notify, accel)
+    futures = [pool.submit(run_one, k, subjects, config, backend, workdir, listener, accel)
                for k in kernels]
     try:
         for k, f in zip(kernels, futures, strict=True):

@@ -134,7 +134,7 @@ def execute(
     backend = backend or VngBackend()
     workdir = workdir or new_workdir(config)
     progress.note(f"run directory: {workdir}")
-    runs, interrupted = run_kernels(kernels, subjects, config, backend, workdir, progress.kernel)
+    runs, interrupted = run_kernels(kernels, subjects, config, backend, workdir, progress.event)
     report = Report(command=list(command), interrupted=interrupted)
     report.loaders = host_loaders()
     for run in runs:

@@ -13,6 +13,7 @@ import pytest
 from ..classify import classify
 from ..config import load_config
 from ..errors import HarnessError
+from ..events import BootStarted, Event
 from ..kernels.model import KernelSpec
 from ..report.diff import Diff
 from ..report.diff import render_term as render_diff
@@ -132,11 +133,11 @@ class HostSide:
         subject = Subject(f"pytest ({len(items)} tests)", task)
         progress = Progress(quiet=False)
 
-        def notify(kernel_id: str, phase: str, detail: str) -> None:
-            if phase == "boot":
-                progress.note(f"ebpf-harness: booting {kernel_id} for {len(items)} test(s)")
+        def listener(ev: Event) -> None:
+            if isinstance(ev, BootStarted):
+                progress.note(f"ebpf-harness: booting {ev.kernel} for {len(items)} test(s)")
         backend = LocalBackend() if self.config.getoption("ebpf_backend") == "local" else VngBackend()
-        run = run_one(kernel, [subject], self.cfg, backend, rundir / "vm", notify,
+        run = run_one(kernel, [subject], self.cfg, backend, rundir / "vm", listener,
                       accel) if items else None
         if run is None:
             return

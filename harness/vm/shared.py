@@ -35,3 +35,18 @@ def read_guest_file(path: Path, limit: int = GUEST_FILE_LIMIT) -> str:
         return b"".join(chunks).decode(errors="replace")
     finally:
         os.close(fd)
+
+
+def read_guest_bytes(path: Path, offset: int, limit: int = 1 << 20) -> bytes:
+    """Up to `limit` bytes of a guest-written file from `offset` (b'' when missing, a link
+    or not a regular file): for following a file while the guest still writes it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.pread(fd, limit, offset)
+    finally:
+        os.close(fd)
