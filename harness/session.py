@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__, tools
 from .build.compile import compile_bpf
+from .build.skeleton import embedded_objects, is_bpf_object
 from .build.vmlinux import vmlinux_header
 from .config import Config
 from .errors import CompileError, ConfigError
@@ -79,12 +80,40 @@ def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: 
             obj, err = _compile(p, kernels, config)
             task = {"kind": "object", "path": str(obj) if obj else ""}
             subjects.append(Subject(label, task, compile_error=err, expands=True))
-        elif p.suffix == ".o" or p.read_bytes()[:4] == b"\x7fELF":
-            subjects.append(Subject(label, {"kind": "object", "path": str(p.resolve())},
-                                    expands=True))
+        elif p.suffix == ".o" or (head := _head(p)).startswith(b"\x7fELF"):
+            if p.suffix == ".o" or is_bpf_object(head):
+                subjects.append(Subject(label, {"kind": "object", "path": str(p.resolve())},
+                                        expands=True))
+                continue
+            objs = embedded_objects(p.read_bytes())
+            if not objs:
+                raise ConfigError(f"{raw}: an ELF program with no BPF object inside (a libbpf "
+                                  "skeleton embeds one); give its .bpf.o or .bpf.c instead")
+            for i, data in enumerate(objs):
+                path = _store_object(data, config)
+                name = label if len(objs) == 1 else f"{label}#{i}"
+                subjects.append(Subject(name, {"kind": "object", "path": str(path)}, expands=True))
         else:
-            raise ConfigError(f"{raw}: not a BPF object (.o) nor a C source (.c)")
+            raise ConfigError(f"{raw}: not a BPF object (.o), a C source (.c) or a program "
+                              "with a BPF skeleton inside")
     return subjects
+
+
+def _head(p: Path) -> bytes:
+    with open(p, "rb") as fh:
+        return fh.read(64)
+
+
+def _store_object(data: bytes, config: Config) -> Path:
+    """An embedded object as a file of its own in the cache, named by its content."""
+    import hashlib
+
+    from .results import write_bytes_atomic
+
+    dest = config.cache_dir / "objects" / "embedded" / f"{hashlib.sha256(data).hexdigest()[:16]}.o"
+    if not dest.exists():
+        write_bytes_atomic(dest, data)
+    return dest
 
 
 def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Config) -> Subject:
