@@ -45,7 +45,10 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                            r"number of funcs in func_info doesn't match number of subprogs"),
         ("missing-kfunc", r"extern \(func ksym\) '[^']+': not found|"
                           r"calling kernel function \w+ is not allowed|kernel function \w+ .*unsupported"),
+        # ESRCH from preparing a BTF-attached program (fentry, fexit, lsm, tp_btf): libbpf
+        # found no such function in the kernel's BTF
         ("hook-missing", r"failed to find kernel BTF type ID of|"
+                         r"failed to prepare load attributes: -3\b|"
                          r"failed to create (?:k|u)(?:ret)?probe .*No such file|"
                          r"tracepoint .*No such file"),
         ("core-relocation", r"CO-RE relocat|relo #\d+.*(?:failed|unexpected)|failed to resolve CO-RE"),

@@ -18,6 +18,8 @@ from harness.results import Result, VerifierInfo
      "'__blk_account_io_start': -3", "", "hook-missing"),
     ("fail", "attach", "attach kprobe/dummy_file_read: No such file or directory (2)", "",
      "hook-missing"),
+    ("reject", "load", "libbpf: prog 'account_page_dirtied': failed to prepare load attributes: "
+     "-3; libbpf: prog 'account_page_dirtied': failed to load: -3", "", "hook-missing"),
     ("fail", "attach", "program count_calls: attach kprobe.multi/__x64_sys_getp?id: Operation not "
      "supported (95)", "", "unsupported-attach-type"),
     ("reject", "load", "map 'stackmap': failed to create: Invalid argument", "", "map-create-failed"),
