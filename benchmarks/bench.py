@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,10 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from harness import tools  # noqa: E402
 from harness.config import load_config  # noqa: E402
 from harness.report.progress import Progress  # noqa: E402
 from harness.session import prepare_kernels, subjects_for_suite  # noqa: E402
 from harness.vm.accel import choose_accel  # noqa: E402
+from harness.vm.argv import vng_argv  # noqa: E402
+from harness.vm.backend import supervise  # noqa: E402
 
 
 def harness_exe() -> list[str]:
@@ -40,7 +42,8 @@ def harness_exe() -> list[str]:
 
 def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
     t0 = time.monotonic()
-    p = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=3600)
+    p = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=3600)
     return time.monotonic() - t0, p.returncode, (p.stdout + p.stderr)[-2000:]
 
 
@@ -54,16 +57,22 @@ def objects(n: int, kernels: list, cfg) -> list[Path]:
 
 def baseline(vmlinuz: Path, objs: list[Path], accel: str, workdir: Path) -> tuple[float, int]:
     """The hand-written run: same vng options as the harness, bpftool on each object."""
-    vng = shutil.which("vng") or str(REPO / ".venv" / "bin" / "vng")
+    vng = tools.which("vng")
     script = "mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ok=0; " + " ".join(
         f"bpftool prog loadall {o} /sys/fs/bpf/o{i} >/dev/null 2>&1 && ok=$((ok+1));"
         for i, o in enumerate(objs)) + f" echo $ok > {workdir}/loaded"
-    argv = [vng, *(["--disable-kvm"] if accel == "tcg" else []), "--force-9p", "-m", "2G",
-            "--cpus", "2", f"--rwdir={workdir}", "-r", str(vmlinuz), "--", "sh", "-c", script]
+    # the harness's own vng command line (same options, same process handling), so that
+    # only what runs inside differs
+    # in a file: a long command goes on the kernel command line, and past its 2 KiB limit
+    # the kernel panics at boot
+    (workdir / "bench.sh").write_text(script + "\n")
+    argv = vng_argv(vng, vmlinuz, workdir, ["sh", str(workdir / "bench.sh")], accel=accel,
+                    name="bench")
     env = dict(os.environ, PATH=f"{Path(vng).parent}:{os.environ.get('PATH', '')}")
     t0 = time.monotonic()
-    subprocess.run(argv, cwd=workdir, env=env, capture_output=True, timeout=1800,
-                   start_new_session=True)
+    with open(workdir.parent / f"{workdir.name}.console.log", "wb") as console:
+        proc = tools.popen(argv, stdout=console, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        supervise(proc, 900)
     took = time.monotonic() - t0
     loaded = (workdir / "loaded").read_text().strip() if (workdir / "loaded").exists() else "0"
     return took, int(loaded or 0)
