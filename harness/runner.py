@@ -332,13 +332,15 @@ def run_one(
     for s in subjects:
         append += [p for p in s.boot_params if p not in append]
     with Cache(config.cache_dir).shared(in_use_name(kernel.release)):  # prune keeps it
-        outcome, accel, req = _boot(kernel, rundir, job_path, config, backend, listener, accel,
-                                    network, vm_timeout, tuple(append), len(subjects))
+        outcome, accel, req, retries = _boot(kernel, rundir, job_path, config, backend, listener,
+                                             accel, network, vm_timeout, tuple(append),
+                                             len(subjects))
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
     info, results = collect(kernel, subjects, read_events(events_path), console, outcome,
                             console_path)
     info.accel = accel
+    info.notes += retries
     done = sum(r.meets_expectation for r in results)
     listener(VMEnded(kernel.id, outcome.seconds, done, len(results)))
     return KernelRun(kernel, info, results, console_path)
@@ -346,11 +348,16 @@ def run_one(
 
 def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, backend: Backend,
           listener: Listener, accel: str, network: bool, vm_timeout: float,
-          append: tuple[str, ...], checks: int) -> tuple[VMOutcome, str, VMRequest]:
-    """One VM run of the job; a KVM boot that never reaches the agent is retried under
-    TCG. Returns the outcome, the accelerator used and the request."""
+          append: tuple[str, ...], checks: int) -> tuple[VMOutcome, str, VMRequest, list[str]]:
+    """One VM run of the job. A KVM boot that never reaches the agent is retried under
+    TCG; a kernel that crashes before the agent starts (seen under TCG: an int3 Oops while
+    the kernel patches its own code at boot) is booted once more. Returns the outcome, the
+    accelerator used, the request and notes on what was retried."""
     attempts = [accel, "tcg"] if accel == "kvm" else [accel]
-    for attempt_accel in attempts:
+    notes: list[str] = []
+    i = 0
+    while True:
+        attempt_accel = attempts[i]
         listener(BootStarted(kernel.id, kernel.release, attempt_accel, checks))
         command = guest_command(job_path, guest_pythonpath(config.cache_dir))
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(command),
@@ -365,10 +372,20 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
         finally:
             follower.finish()
         booted = any(ev.get("event") == "boot" for ev in read_events(req.events_path))
-        if booted or outcome.interrupted or attempt_accel == attempts[-1]:
-            return outcome, attempt_accel, req
-        listener(Note(kernel.id, "KVM boot failed; retrying under TCG"))
-    raise AssertionError("unreachable")
+        if booted or outcome.interrupted:
+            return outcome, attempt_accel, req, notes
+        console = req.console_path.read_text(errors="replace") if req.console_path.exists() else ""
+        crash = find_crash(console)
+        if crash and not any(n.startswith("crashed while booting") for n in notes):
+            notes.append(f"crashed while booting, before the agent started "
+                         f"({crash_headline(crash)}); booted once more")
+            attempts.insert(i + 1, attempt_accel)
+        elif i == len(attempts) - 1:
+            return outcome, attempt_accel, req, notes
+        else:
+            notes.append("KVM boot failed; retried under TCG")
+        listener(Note(kernel.id, notes[-1]))
+        i += 1
 
 
 def run_kernels(

@@ -306,3 +306,28 @@ def test_an_exception_in_one_kernels_worker_costs_only_that_kernel(tmp_path):
     by = {r.kernel.id: r.results[0] for r in runs}
     assert by["6.12"].status == "pass"
     assert by["5.10"].status == "error" and "RuntimeError: backend bug" in by["5.10"].detail
+
+
+def test_a_kernel_that_crashes_while_booting_is_booted_once_more(tmp_path):
+    """Seen under TCG: 7.3 oopsed (int3 in sched_clock_cpu) before the agent started."""
+    calls = []
+    panic = "[1.5] Oops: int3: 0000 [#1] SMP NOPTI\n[1.5] Kernel panic - not syncing: Fatal exception\n"
+
+    def script(req):
+        calls.append(req)
+        if len(calls) == 1:
+            return [], panic
+        return [BOOT, {"event": "result", "subject": "a", "status": "pass", "stage": "run"}], ""
+
+    run = run_one(kspec("7.3", "7.3.4"), [Subject("a", {"kind": "command"})],
+                  Config(cache_dir=tmp_path), FakeBackend(script), tmp_path / "w",
+                  lambda *a: None, "tcg")
+    assert len(calls) == 2 and run.results[0].status == "pass"
+    assert any("crashed while booting" in n and "Oops: int3" in n for n in run.info.notes)
+
+    calls.clear()
+    run = run_one(kspec("7.3", "7.3.4"), [Subject("a", {"kind": "command"})],
+                  Config(cache_dir=tmp_path), FakeBackend(lambda req: (calls.append(req), ([], panic))[1]),
+                  tmp_path / "w2", lambda *a: None, "tcg")
+    assert len(calls) == 2  # once more, not forever
+    assert run.results[0].status == "crash"
