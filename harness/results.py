@@ -29,6 +29,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, ResultsError
+from .fsio import write_atomic
 from .versions import KernelVersion
 
 SCHEMA_VERSION = 2
@@ -288,21 +289,6 @@ def read_all(paths: list[Path]) -> Report:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write a file whole or not at all (a unique temporary name, then a rename)."""
-    write_bytes_atomic(path, text.encode())
+    """Write a file whole or not at all."""
+    write_atomic(path, text.encode())
 
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

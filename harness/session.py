@@ -108,11 +108,11 @@ def _store_object(data: bytes, config: Config) -> Path:
     """An embedded object as a file of its own in the cache, named by its content."""
     import hashlib
 
-    from .results import write_bytes_atomic
+    from .fsio import write_atomic
 
     dest = config.cache_dir / "objects" / "embedded" / f"{hashlib.sha256(data).hexdigest()[:16]}.o"
     if not dest.exists():
-        write_bytes_atomic(dest, data)
+        write_atomic(dest, data)
     return dest
 
 

@@ -139,3 +139,13 @@ def test_matrix_columns_in_version_order_and_failures_explained():
     assert "observability/loop @ 6.12 [load]: verifier: invalid mem access" in text
     assert "needs bpf_loop" in text
     assert "NOT OK: 6 of 8 cells as expected, 2 not" in text
+
+
+def test_atomic_writes_leave_no_temporary_file_behind(tmp_path: Path):
+    from harness.fsio import write_atomic
+
+    p = tmp_path / "d" / "f.json"
+    write_atomic(p, b"one")
+    write_atomic(p, b"two")
+    assert p.read_bytes() == b"two" and oct(p.stat().st_mode & 0o777) == "0o644"
+    assert [x.name for x in p.parent.iterdir()] == ["f.json"]

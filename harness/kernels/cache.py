@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..fsio import write_atomic
+
 _ACTIVE: dict[Path, int] = {}  # cache roots this process holds 'active', fd kept open
 
 
@@ -73,18 +75,7 @@ class Cache:
         _ACTIVE[self.root] = fd
 
     def write_atomic(self, dest: Path, data: bytes) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomic(dest, data)
 
     @contextlib.contextmanager
     def staging_dir(self, dest: Path) -> Iterator[Path]:

@@ -28,9 +28,7 @@ Only read_lock and write_lock touch the disk.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -41,6 +39,7 @@ import tomli_w
 
 from ..config import LOCK_NAME
 from ..errors import ConfigError
+from ..fsio import write_atomic
 from ..versions import KernelVersion
 from .catalog import Catalog, expand_ids
 
@@ -314,14 +313,4 @@ def read_lock_for_update(path: Path) -> LockFile:
 
 def write_lock(path: Path, lock: LockFile) -> None:
     """Write atomically: a reader never sees half a lock file."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(dumps(lock))
-        os.chmod(tmp, 0o644)  # a file to commit, not mkstemp's private 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path.expanduser(), dumps(lock).encode())
