@@ -31,9 +31,9 @@ from .results import KernelInfo, Result
 from .suite import ProgramDecl
 from .verifier import info_from
 from .vm.accel import choose_accel
-from .vm.backend import LIVE, Backend, VMOutcome, VMRequest
+from .vm.backend import LIVE, Backend, VMOutcome, VMRequest, events_file
 from .vm.console import crash_headline, find_crash, find_splats
-from .vm.shared import read_guest_bytes, read_guest_file
+from .vm.shared import GUEST_FILE_LIMIT, read_guest_bytes
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 GUEST_PYTHON = "/usr/bin/python3"  # Debian's, where python3-bpfcc and pyroute2 live
@@ -61,12 +61,14 @@ class KernelRun:
 
 
 class _Follower(threading.Thread):
-    """Reads the guest's events while its VM runs and hands them on as typed events."""
+    """Reads the guest's events while its VM runs, once: keeps them (for collect) and
+    hands each on as a typed event. Reads at most GUEST_FILE_LIMIT bytes of them."""
 
     def __init__(self, path: Path, kernel: str, listener: Listener) -> None:
         super().__init__(name=f"follow-{kernel}", daemon=True)
         self.path, self.kernel, self.listener = path, kernel, listener
         self.offset, self.pending = 0, b""
+        self.events: list[dict] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -74,21 +76,35 @@ class _Follower(threading.Thread):
             self.poll()
 
     def poll(self) -> None:
-        while chunk := read_guest_bytes(self.path, self.offset):
+        while self.offset < GUEST_FILE_LIMIT and (
+                chunk := read_guest_bytes(self.path, self.offset,
+                                          min(1 << 20, GUEST_FILE_LIMIT - self.offset))):
             self.offset += len(chunk)
             *lines, self.pending = (self.pending + chunk).split(b"\n")
             for line in lines:
-                try:
-                    ev = from_guest(self.kernel, json.loads(line))
-                except (json.JSONDecodeError, AttributeError):
-                    continue
-                if ev is not None:
-                    self.listener(ev)
+                self._take(line)
 
-    def finish(self) -> None:
+    def _take(self, line: bytes) -> None:
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError:
+            return  # a line cut by a crash
+        if not isinstance(raw, dict):
+            return
+        self.events.append(raw)
+        ev = from_guest(self.kernel, raw)
+        if ev is not None:
+            self.listener(ev)
+
+    def finish(self) -> list[dict]:
+        """Stop following; returns every event the guest wrote."""
         self.stopping.set()
         self.join()
         self.poll()  # what arrived last (or all of it, from a backend that writes at the end)
+        if self.pending:
+            self._take(self.pending)  # a last line without its newline
+            self.pending = b""
+        return self.events
 
 
 def _unmet(subject: Subject, kernel: KernelSpec) -> str | None:
@@ -114,16 +130,6 @@ def _apply_expectation(r: Result, subject: Subject | None, kernel: KernelSpec) -
             r.detail = (f"passes although the declaration rules this kernel out ({why}): "
                         f"fix {subject.decl.id}/program.toml ({r.detail})")
     return r
-
-
-def read_events(path: Path) -> list[dict]:
-    out = []
-    for line in read_guest_file(path).splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-    return out
 
 
 def collect(
@@ -309,7 +315,7 @@ def run_one(
     if rundir.exists():
         shutil.rmtree(rundir)
     rundir.mkdir(parents=True)
-    events_path = rundir / "events.jsonl"
+    events_path = events_file(rundir)
     job = {
         "protocol": 1,
         "kernel_id": kernel.id,
@@ -332,13 +338,12 @@ def run_one(
     for s in subjects:
         append += [p for p in s.boot_params if p not in append]
     with Cache(config.cache_dir).shared(in_use_name(kernel.release)):  # prune keeps it
-        outcome, accel, req, retries = _boot(kernel, rundir, job_path, config, backend, listener,
-                                             accel, network, vm_timeout, tuple(append),
-                                             len(subjects))
+        booted = _boot(kernel, rundir, job_path, config, backend, listener, accel, network,
+                       vm_timeout, tuple(append), len(subjects))
+    outcome, accel, req, retries, events = booted
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
-    info, results = collect(kernel, subjects, read_events(events_path), console, outcome,
-                            console_path)
+    info, results = collect(kernel, subjects, events, console, outcome, console_path)
     info.accel = accel
     info.notes += retries
     done = sum(r.meets_expectation for r in results)
@@ -348,11 +353,12 @@ def run_one(
 
 def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, backend: Backend,
           listener: Listener, accel: str, network: bool, vm_timeout: float,
-          append: tuple[str, ...], checks: int) -> tuple[VMOutcome, str, VMRequest, list[str]]:
+          append: tuple[str, ...], checks: int
+          ) -> tuple[VMOutcome, str, VMRequest, list[str], list[dict]]:
     """One VM run of the job. A KVM boot that never reaches the agent is retried under
     TCG; a kernel that crashes before the agent starts (seen under TCG: an int3 Oops while
     the kernel patches its own code at boot) is booted once more. Returns the outcome, the
-    accelerator used, the request and notes on what was retried."""
+    accelerator used, the request, notes on what was retried and the guest's events."""
     attempts = [accel, "tcg"] if accel == "kvm" else [accel]
     notes: list[str] = []
     i = 0
@@ -370,10 +376,10 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
         try:
             outcome = backend.run(req)
         finally:
-            follower.finish()
-        booted = any(ev.get("event") == "boot" for ev in read_events(req.events_path))
+            events = follower.finish()
+        booted = any(ev.get("event") == "boot" for ev in events)
         if booted or outcome.interrupted:
-            return outcome, attempt_accel, req, notes
+            return outcome, attempt_accel, req, notes, events
         console = req.console_path.read_text(errors="replace") if req.console_path.exists() else ""
         crash = find_crash(console)
         if crash and not any(n.startswith("crashed while booting") for n in notes):
@@ -381,7 +387,7 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
                          f"({crash_headline(crash)}); booted once more")
             attempts.insert(i + 1, attempt_accel)
         elif i == len(attempts) - 1:
-            return outcome, attempt_accel, req, notes
+            return outcome, attempt_accel, req, notes, events
         else:
             notes.append("KVM boot failed; retried under TCG")
         listener(Note(kernel.id, notes[-1]))

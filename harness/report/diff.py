@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..results import STATS, KernelInfo, Report, Result
+from .markdown import md_cell
 
 GROWTH_STAT = "insns_processed"
 
@@ -224,7 +225,8 @@ def render_md(d: Diff) -> str:
             continue
         out += [f"### {kind.capitalize()} ({len(cs)})", "", "| subject | kernel | status | why |",
                 "|---|---|---|---|"]
-        out += [f"| `{c.subject}` | {c.kernel} | {c.transition} | {_md(_why(c))} |" for c in cs]
+        out += [f"| `{md_cell(c.subject)}` | {c.kernel} | {c.transition} | {md_cell(_why(c))} |"
+                for c in cs]
         out.append("")
     for title, items in (("New subjects", d.new_subjects), ("Gone subjects", d.gone_subjects),
                          ("New kernels", d.new_kernels), ("Gone kernels", d.gone_kernels)):
@@ -237,10 +239,8 @@ def render_md(d: Diff) -> str:
         limit = f" (limit {d.max_insns_growth:g}%)" if d.max_insns_growth is not None else ""
         out += [f"### Verifier instructions processed grew{limit}", "",
                 "| subject | kernel | base | new | growth |", "|---|---|--:|--:|--:|"]
-        out += [f"| `{s.subject}` | {s.kernel} | {s.base} | {s.new} | {_pct(s)} |" for s in growth]
+        out += [f"| `{md_cell(s.subject)}` | {s.kernel} | {s.base} | {s.new} | {_pct(s)} |"
+                for s in growth]
         out.append("")
     return "\n".join(out) + "\n"
 
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")

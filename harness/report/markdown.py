@@ -9,7 +9,8 @@ from . import cells
 DETAIL_LIMIT = 1500  # characters of a verifier summary or output per cell (summaries cap at 1 MiB)
 
 
-def _md(text: str) -> str:
+def md_cell(text: str) -> str:
+    """Text for one table cell: on one line, its '|' escaped."""
     return " ".join(text.split()).replace("|", "\\|")
 
 
@@ -59,21 +60,21 @@ def render_markdown(report: Report, title: str = "eBPF compatibility matrix") ->
     out.append("|---|" + "|".join(":-:" for _ in kinfo) + "|")
     for s in report.subjects():
         row = [cells.symbol(report.cell(s, k.id)) for k in kinfo]
-        out.append(f"| `{_md(s)}` | " + " | ".join(row) + " |")
+        out.append(f"| `{md_cell(s)}` | " + " | ".join(row) + " |")
     out += ["", "**Legend:** " + " · ".join(f"{m} {t}" for m, t in cells.legend(symbols=True)),
             ""]
     out += ["### Kernels", "", "| kernel | release | origin | accel | boot | VM |",
             "|---|---|---|---|--:|--:|"]
     for k in kinfo:
         origin = k.origin + (" (pinned)" if k.pinned else "")
-        out.append(f"| {k.id} | {k.release} | {_md(origin) or '—'} | {k.accel or '—'} | "
+        out.append(f"| {k.id} | {k.release} | {md_cell(origin) or '—'} | {k.accel or '—'} | "
                    f"{_seconds(k.boot_seconds)} | {_seconds(k.vm_seconds)} |")
     out.append("")
     bad = cells.not_as_expected(report)
     if bad:
         out += [f"### Not as expected ({len(bad)})", "", "| cause | cells | what it means |",
                 "|---|--:|---|"]
-        out += [f"| `{c}` | {n} | {_md(what)} |" for c, n, what in cells.causes(bad)]
+        out += [f"| `{c}` | {n} | {md_cell(what)} |" for c, n, what in cells.causes(bad)]
         out.append("")
         for r in bad:
             out += _details(r)

@@ -23,6 +23,11 @@ from .. import tools
 from .argv import vng_argv
 
 
+def events_file(rundir: Path) -> Path:
+    """Where the guest agent writes its JSON lines, in the shared directory."""
+    return rundir / "events.jsonl"
+
+
 @dataclass(frozen=True)
 class VMRequest:
     kernel_id: str
@@ -39,7 +44,7 @@ class VMRequest:
 
     @property
     def events_path(self) -> Path:
-        return self.rundir / "events.jsonl"
+        return events_file(self.rundir)
 
     @property
     def watch(self) -> Watch:
@@ -242,7 +247,7 @@ class FakeBackend:
         self.requests.append(req)
         events, console = self.script(req)
         req.console_path.write_text(console)
-        with open(req.rundir / "events.jsonl", "w") as fh:
+        with open(req.events_path, "w") as fh:
             for ev in events:
                 fh.write(json.dumps(ev) + "\n")
         return VMOutcome(255, self.seconds, argv=["fake", req.kernel_id])
