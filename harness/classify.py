@@ -31,6 +31,7 @@ CAUSES: dict[str, str] = {
     "attach-failure": "attaching failed for another reason",
     "behaviour-failure": "loaded and attached, but the behaviour check or the command failed",
     "attach-not-applicable": "verified; no automatic attach point (a loader gives it a target)",
+    "needs-setup": "no verdict without loader set-up (a placeholder attach target): give a set-up file",
     "compile-error": "the source does not compile",
     "kernel-crash": "the kernel crashed",
     "timeout": "no verdict in time",
@@ -80,6 +81,8 @@ def classify(r: Result) -> str:
         return "attach-not-applicable" if "attach not applicable" in r.detail else ""
     if status == "skip":
         return ""
+    if status == "setup":
+        return "needs-setup"
     if status == "crash":
         return "kernel-crash"
     if status == "timeout":

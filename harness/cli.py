@@ -64,6 +64,12 @@ def _report_outputs(p: argparse.ArgumentParser) -> None:
                         "count grew by more than PCT percent")
 
 
+def _per_program(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--per-program", action="store_true", default=None, help="the verdict "
+                   "(exit status, counts, the gate) from each program's row of a checked "
+                   "object instead of the object's row")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="ebpf-harness",
@@ -91,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(kpr, kernels=False)
 
     cp = sub.add_parser("check", help="load, verify and attach every program of objects")
-    cp.add_argument("paths", nargs="+", help=".bpf.o objects or .bpf.c sources")
+    cp.add_argument("paths", nargs="+", help=".bpf.o objects, .bpf.c sources, or programs "
+                    "with a libbpf skeleton inside")
+    cp.add_argument("--setup", type=Path, metavar="FILE|DIR", help="the loader set-up: a "
+                    "TOML file for every object, or a directory of NAME.setup.toml (default: "
+                    "NAME.setup.toml beside each object)")
+    _per_program(cp)
     _common(cp)
 
     rp = sub.add_parser("run", help="run a command as root inside each kernel")
@@ -114,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     rr.add_argument("--site", type=Path, metavar="DIR", help="write a static site: index.html, "
                     "report.html, results.json, badge.svg")
+    _per_program(rr)
     rm = rsub.add_parser("merge", help="join the results of separate runs (one per kernel, say)")
     rm.add_argument("results", type=Path, nargs="+", help="results JSON files")
     rm.add_argument("-o", "--output", type=Path, required=True)
@@ -123,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--max-insns-growth", type=float, metavar="PCT",
                     help="also fail when a verifier instruction count grew by more than PCT%%")
     rd.add_argument("--format", "-f", choices=["term", "md"], default="term")
+    _per_program(rd)
     rd.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     rs = rsub.add_parser("schema", help="print the JSON Schema of the results model")
     rs.add_argument("-o", "--output", type=Path)
@@ -202,7 +215,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         emit(json.dumps(schema(), indent=2) + "\n")
         return 0
     if args.rcmd == "diff":
-        d = diff(Report.read(args.base), Report.read(args.new), args.max_insns_growth)
+        base, new = Report.read(args.base), Report.read(args.new)
+        if args.per_program is not None:
+            base, new = base.view(True), new.view(True)
+        d = diff(base, new, args.max_insns_growth)
         emit(render_md(d) if args.format == "md" else render_diff(d))
         return 1 if d.failed else 0
     if args.rcmd == "merge":
@@ -213,6 +229,8 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"({good} as expected) -> {args.output}")
         return 0
     report = read_all(args.results)
+    if getattr(args, "per_program", None):
+        report = report.view(per_program=True)
     if args.rcmd == "badge":
         from .report.badge import render_badge
 
@@ -333,12 +351,14 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         subject = session.subject_for_command(cmd, args.alive, args.network, args.timeout)
     kernels = session.prepare_kernels(args.kernels, cfg, progress)
     if args.cmd == "check":
-        subjects = session.subjects_for_paths(args.paths, kernels, cfg)
+        subjects = session.subjects_for_paths(args.paths, kernels, cfg, args.setup)
     elif args.cmd == "matrix":
         subjects = session.subjects_for_suite(args.programs, kernels, cfg)
     else:
         subjects = [subject]
     report = session.execute(kernels, subjects, cfg, progress, command=["ebpf-harness", *argv])
+    if getattr(args, "per_program", False):
+        report = report.view(per_program=True)
     return _finish(report, outs)
 
 

@@ -9,6 +9,15 @@ Statuses:
   error    harness or set-up problem, never the program's fault
   crash    the kernel panicked or oopsed before this subject finished
   timeout  no verdict within the time limit
+  setup    no verdict: the object needs loader set-up it was not given (a placeholder
+           attach target, a size only its loader knows); a set-up file gives it
+
+Rows: a subject of its own (a bundled program, a command, a test) has row ''. An object
+checked with `check` has an object row (row 'object', its subject the object's label) and
+a row per program (row 'program', subject 'LABEL:NAME', parent LABEL). One of the two
+kinds carries the verdict; the other is shown for information, with expected 'info'
+(always met): by default the object rows (harness/bpfobj/verdict.py), with
+--per-program the program rows.
 
 Schema history (the JSON Schema ships as harness/schema/results.schema.json):
   1  first version
@@ -16,6 +25,8 @@ Schema history (the JSON Schema ships as harness/schema/results.schema.json):
      stack depth, translated and JITed size); kernels say whether they were pinned by a
      lock file; each result has a cause code (harness/classify.py). Version 1 files are
      read (statistics unknown, so null; causes worked out on reading).
+  3  object and program rows (row, parent, section; expected 'info'; per_program), and
+     the status 'setup'. Version 1 and 2 files are read (every row a subject of its own).
 """
 
 from __future__ import annotations
@@ -32,9 +43,10 @@ from .errors import ConfigError, ResultsError
 from .fsio import write_atomic
 from .versions import KernelVersion
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-STATUSES = ("pass", "reject", "fail", "skip", "error", "crash", "timeout")
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+STATUSES = ("pass", "reject", "fail", "skip", "error", "crash", "timeout", "setup")
+EXPECTED = ("pass", "skip", "info")
 STAGES = ("compile", "load", "attach", "behavior", "run")
 
 
@@ -105,16 +117,22 @@ class Result:
     status: str
     stage: str
     detail: str = ""
-    expected: str = "pass"  # what the declaration expects here: pass | skip
+    expected: str = "pass"  # what the declaration expects here: pass | skip | info
     verifier: VerifierInfo | None = None
     duration: float | None = None
     output: str = ""
     console: str = ""
     cause: str = ""  # harness.classify's code: why it is not a plain pass ('' when it is)
+    row: str = ""  # '' a subject of its own | 'object' | 'program' (see the module's doc)
+    parent: str = ""  # a program row's object
+    section: str = ""  # a program row's ELF section (its program type and hook)
 
     @property
     def meets_expectation(self) -> bool:
-        """pass where pass is expected; skip (or an expected rejection) where skip is."""
+        """pass where pass is expected; skip (or an expected rejection) where skip is;
+        always for a row shown for information."""
+        if self.expected == "info":
+            return True
         if self.expected == "skip":
             return self.status == "skip"
         return self.status == "pass"
@@ -133,6 +151,19 @@ class Report:
     schema_version: int = SCHEMA_VERSION
     command: list[str] = field(default_factory=list)
     interrupted: bool = False
+    per_program: bool = False  # program rows carry the verdict, not object rows
+
+    def view(self, per_program: bool) -> Report:
+        """The same results with the verdict on program rows (True) or object rows."""
+        out = Report(**{**self.__dict__, "results": [], "per_program": per_program})
+        for r in self.results:
+            r = Result(**{**r.__dict__})
+            if r.row == "object":
+                r.expected = "info" if per_program else "pass"
+            elif r.row == "program":
+                r.expected = ("skip" if r.status == "skip" else "pass") if per_program else "info"
+            out.results.append(r)
+        return out
 
     @property
     def ok(self) -> bool:
@@ -156,8 +187,9 @@ class Report:
                     None)
 
     def counts(self) -> tuple[int, int]:
-        """(cells meeting their expectation, all cells)."""
-        return sum(r.meets_expectation for r in self.results), len(self.results)
+        """(cells meeting their expectation, all cells), rows shown for information aside."""
+        counted = [r for r in self.results if r.expected != "info"]
+        return sum(r.meets_expectation for r in counted), len(counted)
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -166,7 +198,7 @@ class Report:
         }
         meta = {"schema_version": self.schema_version, "harness_version": self.harness_version,
                 "command": list(self.command), "interrupted": self.interrupted,
-                "loaders": dict(self.loaders)}
+                "per_program": self.per_program, "loaders": dict(self.loaders)}
         return {**meta, **d}
 
     def to_json(self) -> str:
@@ -207,6 +239,7 @@ class Report:
             schema_version=SCHEMA_VERSION,
             command=list(d.get("command", [])),
             interrupted=bool(d.get("interrupted", False)),
+            per_program=bool(d.get("per_program", False)),
         )
 
     @classmethod

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .bpfobj import verdict
 from .classify import classify
 from .config import Config
 from .errors import ConfigError
@@ -165,7 +166,7 @@ def collect(
             r = Result(subject=sid, kernel=kernel.id, status=ev.get("status", "error"),
                        stage=ev.get("stage", "run"), detail=ev.get("detail", ""),
                        verifier=info_from(ev.get("verifier")), duration=ev.get("duration"),
-                       output=ev.get("output", ""))
+                       output=ev.get("output", ""), section=str(ev.get("section", "")))
             if r.verifier and r.status == "reject" and r.verifier.summary:
                 # the verifier's own reason explains a rejection better than libbpf's wrapper
                 r.detail = f"verifier: {r.verifier.summary}"
@@ -195,12 +196,61 @@ def collect(
             r.expected = _expected(s, kernel)
             results.append(r)
     _classify(results)
-    return info, results
+    sections: dict[str, str] = {}
+    for ev in events:
+        if ev.get("event") == "plan" and isinstance(ev.get("sections"), dict):
+            sections.update({f"{ev['subject']}:{n}": str(v) for n, v in ev["sections"].items()})
+    return info, object_rows(subjects, results, sections)
 
 
 def _classify(results: list[Result]) -> None:
     for r in results:
         r.cause = classify(r)
+
+
+def object_rows(subjects: list[Subject], results: list[Result],
+                sections: dict[str, str]) -> list[Result]:
+    """Program rows of each checked object marked as such (with their hooks named, and
+    placeholder targets as needing set-up), and the object's own row above them."""
+    out = list(results)
+    for s in subjects:
+        if not s.expands:
+            continue
+        rows = {r.subject[len(s.id) + 1:]: r for r in results if r.subject.startswith(s.id + ":")}
+        if not rows:
+            continue
+        setup = s.task.get("setup") or {}
+        pset = setup.get("programs", {})
+        for name, r in rows.items():
+            r.row, r.parent, r.expected = "program", s.id, "info"  # the object row decides
+            r.section = r.section or sections.get(r.subject, "")
+            _name_hook(r, bool(pset.get(name, {}).get("target")))
+        secs = {n: r.section for n, r in rows.items()}
+        optional = {n for n, r in rows.items()
+                    if r.section.startswith("?") or pset.get(n, {}).get("optional")}
+        row = verdict.object_row(s.id, next(iter(rows.values())).kernel, rows, secs,
+                                 setup.get("alternatives", []), optional)
+        row.cause = row.cause or classify(row)
+        first = min(out.index(r) for r in rows.values())
+        out.insert(first, row)
+    return out
+
+
+def _name_hook(r: Result, target_given: bool) -> None:
+    """A missing hook named in the detail; a placeholder one (dummy_file_read) needs the
+    target its loader would give, so the cell has no verdict until a set-up file does."""
+    what = verdict.hook(r.section)
+    if r.cause != "hook-missing" or what is None:
+        return
+    kind, name = what
+    if verdict.is_placeholder(name) and not target_given:
+        r.status, r.cause = "setup", "needs-setup"
+        prog = r.subject.rpartition(":")[2]
+        r.detail = (f"attach target '{name}' is a placeholder its loader replaces at run time; "
+                    f"give the real one in a set-up file ([programs.{prog}] target = \"...\"): "
+                    f"{r.detail}")
+    else:
+        r.detail = f"hook missing: {kind} '{name}' is not in this kernel: {r.detail}"
 
 
 def _attach_splats(results: list[Result], events: list[dict], console: str,

@@ -69,7 +69,27 @@ def _compile(src: Path, kernels: list[KernelSpec], config: Config) -> tuple[Path
         return None, str(e).splitlines()[0]
 
 
-def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: Config) -> list[Subject]:
+def _with_setup(subject: Subject, source: Path, setup: Path | None) -> Subject:
+    """The object's set-up file (bpfobj/setup.py), resolved against the object, in its task."""
+    from .bpfobj.elf import read_object
+    from .bpfobj.setup import find_setup, load_setup, resolve
+
+    found = find_setup(source, setup)
+    obj = subject.task.get("path")
+    if found is not None and obj:
+        subject.task["setup"] = resolve(load_setup(found), read_object(Path(obj)))
+    return subject
+
+
+def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
+                       setup: Path | None = None) -> list[Subject]:
+    """One subject per object; with setup (a file, or a directory of NAME.setup.toml),
+    or a NAME.setup.toml beside the object, set up as its loader would."""
+    return [_with_setup(s, Path(raw), setup) for raw, s in _subjects(paths, kernels, config)]
+
+
+def _subjects(paths: Sequence[str], kernels: list[KernelSpec],
+              config: Config) -> list[tuple[str, Subject]]:
     subjects = []
     for raw in paths:
         p = Path(raw)
@@ -79,11 +99,11 @@ def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: 
         if p.suffix == ".c":
             obj, err = _compile(p, kernels, config)
             task = {"kind": "object", "path": str(obj) if obj else ""}
-            subjects.append(Subject(label, task, compile_error=err, expands=True))
+            subjects.append((raw, Subject(label, task, compile_error=err, expands=True)))
         elif p.suffix == ".o" or (head := _head(p)).startswith(b"\x7fELF"):
             if p.suffix == ".o" or is_bpf_object(head):
-                subjects.append(Subject(label, {"kind": "object", "path": str(p.resolve())},
-                                        expands=True))
+                subjects.append((raw, Subject(label, {"kind": "object", "path": str(p.resolve())},
+                                              expands=True)))
                 continue
             objs = embedded_objects(p.read_bytes())
             if not objs:
@@ -92,7 +112,8 @@ def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: 
             for i, data in enumerate(objs):
                 path = _store_object(data, config)
                 name = label if len(objs) == 1 else f"{label}#{i}"
-                subjects.append(Subject(name, {"kind": "object", "path": str(path)}, expands=True))
+                subjects.append((raw, Subject(name, {"kind": "object", "path": str(path)},
+                                              expands=True)))
         else:
             raise ConfigError(f"{raw}: not a BPF object (.o), a C source (.c) or a program "
                               "with a BPF skeleton inside")

@@ -61,7 +61,7 @@ def test_report_renders_with_matrix_and_charts_and_no_console_errors(tmp_path: P
     console = [ln for ln in log.splitlines() if ":CONSOLE" in ln]
     assert console == [], console
     # the matrix: one row per subject, one clickable cell per kernel
-    assert dom.count('<td class="subject">') == 2
+    assert dom.count('<td class="subject" title=') == 2
     assert len(re.findall(r'<button type="button" data-cell=', dom)) == 8
     # each chart was drawn by plotly.js: its container holds the SVG plotly makes
     for chart in ("chart-insns", "chart-status", "chart-time"):

@@ -74,7 +74,10 @@ def test_object_subjects_expand_and_timeout_and_no_boot():
           {"event": "start", "subject": "x.bpf.o:p1"},
           {"event": "result", "subject": "x.bpf.o:p1", "status": "pass", "stage": "attach"}]
     _, res = collect(kspec("6.1", "6.1.1"), [o], ev, "", VMOutcome(None, 900, timed_out=True))
-    assert [(r.subject, r.status) for r in res] == [("x.bpf.o:p1", "pass"), ("x.bpf.o:p2", "timeout")]
+    assert [(r.subject, r.status, r.row) for r in res] == [
+        ("x.bpf.o", "timeout", "object"), ("x.bpf.o:p1", "pass", "program"),
+        ("x.bpf.o:p2", "timeout", "program")]
+    assert res[0].detail.startswith("no verdict: program p2") and res[0].cause == "timeout"
     t = Subject("t", {"kind": "command"})
     _, res = collect(kspec("6.1", "6.1.1"), [t], [BOOT], "", VMOutcome(None, 900, timed_out=True))
     assert res[0].status == "timeout"
@@ -179,13 +182,15 @@ def test_a_vm_that_dies_inside_an_object_loses_no_program():
                {"event": "result", "subject": p, "status": "pass", "stage": "attach"}]
     ev.append({"event": "start", "subject": progs[5]})
     _, res = collect(kspec("6.1", "6.1.1"), [o], ev, "", VMOutcome(-9, 30.0))
+    obj, *res = res  # the object's own row first: no verdict either
+    assert obj.row == "object" and obj.status == "error" and not obj.meets_expectation
     assert len(res) == 200 and sum(r.status == "pass" for r in res) == 5
     running = next(r for r in res if r.subject == progs[5])
     assert running.status == "error" and "while this check ran" in running.detail
     assert "the guest agent did not finish" in running.detail
     later = next(r for r in res if r.subject == progs[6])
     assert "before this check ran" in later.detail
-    assert not any(r.meets_expectation for r in res[5:])
+    assert not any(r.meets_expectation for r in Report(results=res).view(True).results[5:])
 
 
 def test_an_object_that_never_started_gets_one_cell():

@@ -59,6 +59,18 @@ map_value_size = _fn("bpf_map__value_size", ctypes.c_uint32, c_void_p)
 map_max_entries = _fn("bpf_map__max_entries", ctypes.c_uint32, c_void_p)
 map_set_value_size = _fn("bpf_map__set_value_size", c_int, c_void_p, ctypes.c_uint32)
 map_set_max_entries = _fn("bpf_map__set_max_entries", c_int, c_void_p, ctypes.c_uint32)
+map_set_key_size = _fn("bpf_map__set_key_size", c_int, c_void_p, ctypes.c_uint32)
+map_initial_value = _fn("bpf_map__initial_value", c_void_p, c_void_p, ctypes.POINTER(c_size_t))
+prog_set_attach_target = _fn("bpf_program__set_attach_target", c_int, c_void_p, c_int, c_char_p)
+prog_attach_kprobe = _fn("bpf_program__attach_kprobe", c_void_p, c_void_p, ctypes.c_bool, c_char_p)
+prog_attach_tracepoint = _fn("bpf_program__attach_tracepoint", c_void_p, c_void_p, c_char_p,
+                             c_char_p)
+prog_attach_raw_tp = _fn("bpf_program__attach_raw_tracepoint", c_void_p, c_void_p, c_char_p)
+prog_attach_uprobe_opts = _fn("bpf_program__attach_uprobe_opts", c_void_p, c_void_p, c_int,
+                              c_char_p, c_size_t, c_void_p)
+prog_attach_usdt = _fn("bpf_program__attach_usdt", c_void_p, c_void_p, c_int, c_char_p,
+                       c_char_p, c_char_p, c_void_p)
+prog_attach_perf_event = _fn("bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
 map_lookup = _fn("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 map_update = _fn("bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, ctypes.c_uint64)
 map_delete = _fn("bpf_map_delete_elem", c_int, c_int, c_void_p)
@@ -72,6 +84,13 @@ probe_map_type = _fn("libbpf_probe_bpf_map_type", c_int, c_int, c_void_p)
 probe_helper = _fn("libbpf_probe_bpf_helper", c_int, c_int, c_int, c_void_p)
 prog_type_str = _fn("libbpf_bpf_prog_type_str", c_char_p, c_int)
 map_type_str = _fn("libbpf_bpf_map_type_str", c_char_p, c_int)
+
+
+class UprobeOpts(ctypes.Structure):
+    """struct bpf_uprobe_opts (libbpf 0.8+, with func_name): a uprobe by symbol name."""
+
+    _fields_ = [("sz", c_size_t), ("ref_ctr_offset", c_size_t), ("bpf_cookie", ctypes.c_uint64),
+                ("retprobe", ctypes.c_bool), ("func_name", c_char_p)]
 
 
 class TcHook(ctypes.Structure):
@@ -320,6 +339,42 @@ class Program:
         """Auto-attach by section name (tracepoints, kprobes, fentry, lsm, ...)."""
         return self._link(prog_attach(self._ptr), f"attach {self.section}")
 
+    def set_target(self, target: str) -> None:
+        """Before load: the function or event a BTF-attached program (fentry, fexit,
+        fmod_ret, lsm, tp_btf) is verified against and attached to."""
+        rc = prog_set_attach_target(self._ptr, 0, target.encode())
+        if rc != 0:
+            raise StageError("open", abs(rc), f"set attach target {target!r} on {self.name}: "
+                             f"{_errno_text(rc)}")
+
+    def attach_to(self, target: str) -> int | list[int]:
+        """Attach to the target a loader would give: its form follows the section (see
+        harness/bpfobj/setup.py). BTF-attached programs got theirs before load."""
+        base = self.section.lstrip("?").partition("/")[0]
+        what = f"attach {base} to {target}"
+        if base in ("kprobe", "kretprobe"):
+            return self._link(prog_attach_kprobe(self._ptr, base == "kretprobe", target.encode()),
+                              what)
+        if base in ("tp", "tracepoint"):
+            cat, _, name = target.partition("/")
+            return self._link(prog_attach_tracepoint(self._ptr, cat.encode(), name.encode()), what)
+        if base in ("raw_tp", "raw_tracepoint"):
+            return self._link(prog_attach_raw_tp(self._ptr, target.encode()), what)
+        if base.startswith(("uprobe", "uretprobe")):
+            binary, _, sym = target.rpartition(":")
+            opts = UprobeOpts(sz=ctypes.sizeof(UprobeOpts), retprobe=base.startswith("uretprobe"),
+                              func_name=sym.encode())
+            return self._link(prog_attach_uprobe_opts(self._ptr, -1, binary.encode(), 0,
+                                                      ctypes.byref(opts)), what)
+        if base == "usdt":
+            binary, provider, name = target.rsplit(":", 2)
+            return self._link(prog_attach_usdt(self._ptr, -1, binary.encode(), provider.encode(),
+                                               name.encode(), None), what)
+        if base == "perf_event":
+            return [self._link(prog_attach_perf_event(self._ptr, fd), f"{what} on CPU {cpu}")
+                    for cpu, fd in _perf_events(target)]
+        return self.attach()  # fentry, fexit, lsm, tp_btf: the target was set before load
+
     def attach_xdp(self, ifindex: int) -> int:
         return self._link(prog_attach_xdp(self._ptr, ifindex), f"attach xdp to ifindex {ifindex}")
 
@@ -413,6 +468,47 @@ class Program:
         self._undo = []
 
 
+# PERF_TYPE_SOFTWARE configs a set-up file may name for a perf_event program
+PERF_SOFTWARE = {"cpu-clock": 0, "task-clock": 1, "page-faults": 2, "context-switches": 3,
+                 "cpu-migrations": 4}
+_libc.syscall.restype = ctypes.c_long
+SYS_PERF_EVENT_OPEN = 298  # x86_64
+PERF_FLAG_FD_CLOEXEC = 8
+
+
+def _perf_events(name: str, freq: int = 49) -> list[tuple[int, int]]:
+    """A sampling software event on every online CPU: [(cpu, fd)]. Each fd is handed to
+    a bpf_link, whose destruction closes it."""
+    attr = ctypes.create_string_buffer(64)  # PERF_ATTR_SIZE_VER0
+    ctypes.memmove(attr, (1).to_bytes(4, "little") + (64).to_bytes(4, "little")
+                   + PERF_SOFTWARE[name].to_bytes(8, "little") + freq.to_bytes(8, "little"), 24)
+    ctypes.memmove(ctypes.byref(attr, 40), (1 << 10).to_bytes(8, "little"), 8)  # freq
+    out = []
+    for cpu in online_cpus():
+        fd = _libc.syscall(SYS_PERF_EVENT_OPEN, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            for _, f in out:
+                os.close(f)
+            raise StageError("attach", err, f"perf_event_open {name} on CPU {cpu}: "
+                             f"{_errno_text(err)}")
+        out.append((cpu, int(fd)))
+    return out
+
+
+def _cpu_list(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if part:
+            a, _, b = part.partition("-")
+            out += range(int(a), int(b or a) + 1)
+    return out
+
+
+def online_cpus() -> list[int]:
+    return _cpu_list(open("/sys/devices/system/cpu/online").read())
+
+
 CLONE_NEWNET = 0x40000000
 _libc.setns.argtypes = [c_int, c_int]
 _libc.setns.restype = c_int
@@ -494,6 +590,47 @@ class BpfObject:
             m = next_map(self._ptr, m)
         return notes
 
+    def apply_setup(self, setup: dict) -> list[str]:
+        """What a loader does before load, from the set-up file (resolved on the host):
+        map sizes, variable values, attach targets of BTF-attached programs. Returns
+        what was set, for the report."""
+        notes = []
+        maps = {}
+        m = next_map(self._ptr, None)
+        while m:
+            maps[map_name(m).decode()] = m
+            m = next_map(self._ptr, m)
+        setters = {"max_entries": map_set_max_entries, "value_size": map_set_value_size,
+                   "key_size": map_set_key_size}
+        for name, attrs in setup.get("maps", {}).items():
+            if name not in maps:
+                raise StageError("open", errno.ENOENT, f"set-up: no map '{name}' in the object")
+            for attr, value in attrs.items():
+                rc = setters[attr](maps[name], value)
+                if rc != 0:
+                    raise StageError("open", abs(rc), f"set-up: map '{name}' {attr}={value}: "
+                                     f"{_errno_text(rc)}")
+                notes.append(f"map '{name}' {attr}={value}")
+        for d in setup.get("data", []):
+            self._set_variable(maps, d)
+            notes.append(f"{d['name']}=0x{d['hex']}")
+        for name, p in setup.get("programs", {}).items():
+            prog = self.programs.get(name)
+            if prog is not None and p.get("target") and _btf_attached(prog.section):
+                prog.set_target(p["target"])
+        return notes
+
+    @staticmethod
+    def _set_variable(maps: dict[str, int], d: dict) -> None:
+        section, raw = d["section"], bytes.fromhex(d["hex"])
+        m = next((p for n, p in maps.items() if n.endswith(section)), None)
+        size = c_size_t(0)
+        ptr = map_initial_value(m, ctypes.byref(size)) if m else None
+        if not ptr or d["offset"] + len(raw) > size.value:
+            raise StageError("open", errno.ENOENT, f"set-up: cannot set variable '{d['name']}': "
+                             f"no {section} data of {d['offset'] + len(raw)} bytes in the object")
+        ctypes.memmove(ptr + d["offset"], raw, len(raw))
+
     def only(self, name: str) -> None:
         """Load only this program (isolation: one program's verdict per load)."""
         for n, prog in self.programs.items():
@@ -535,15 +672,17 @@ class BpfObject:
 _NCPU: int | None = None
 
 
+def _btf_attached(section: str) -> bool:
+    """Programs whose target is fixed at load, from the kernel's BTF."""
+    base = section.lstrip("?").partition("/")[0]
+    return base in ("fentry", "fexit", "fmod_ret", "lsm", "tp_btf", "fentry.s", "fexit.s",
+                    "fmod_ret.s", "lsm.s", "iter", "iter.s")
+
+
 def possible_cpus() -> int:
     global _NCPU
     if _NCPU is None:
-        text = open("/sys/devices/system/cpu/possible").read().strip()
-        n = 0
-        for part in text.split(","):
-            a, _, b = part.partition("-")
-            n += (int(b) - int(a) + 1) if b else 1
-        _NCPU = n
+        _NCPU = len(_cpu_list(open("/sys/devices/system/cpu/possible").read()))
     return _NCPU
 
 

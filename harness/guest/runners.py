@@ -61,7 +61,21 @@ def _keep(log: str) -> str:
     return log if len(log) <= LOG_KEEP else log[-LOG_KEEP:]
 
 
-def _load_one(path: str, name: str) -> tuple[Any, dict]:
+def _open(path: str, name: str, setup: dict) -> tuple[Any, list[str]]:
+    """A fresh copy of the object, set up as its loader would, to load program `name` only."""
+    from . import libbpf
+
+    obj = libbpf.BpfObject(path)
+    try:
+        notes = obj.apply_setup(setup) if setup else []
+    except libbpf.StageError:
+        obj.close()
+        raise
+    obj.only(name)
+    return obj, notes + obj.loader_defaults()
+
+
+def _load_one(path: str, name: str, setup: dict | None = None) -> tuple[Any, dict]:
     """Open a fresh copy of the object and load only program `name`.
 
     First with statistics-level logging; after a rejection, again with the full log, so
@@ -69,9 +83,8 @@ def _load_one(path: str, name: str) -> tuple[Any, dict]:
     """
     from . import libbpf
 
-    obj = libbpf.BpfObject(path)
-    obj.only(name)
-    setup = obj.loader_defaults()
+    setup = setup or {}
+    obj, notes = _open(path, name, setup)
     prog = obj.programs[name]
     prog.set_log(4, LOG_SMALL)
     try:
@@ -79,9 +92,7 @@ def _load_one(path: str, name: str) -> tuple[Any, dict]:
     except libbpf.StageError as first:
         stats_log = prog.read_log()
         obj.close()
-        obj2 = libbpf.BpfObject(path)
-        obj2.loader_defaults()
-        obj2.only(name)
+        obj2, _ = _open(path, name, setup)
         prog2 = obj2.programs[name]
         prog2.set_log(1 | 4, LOG_BIG)
         try:
@@ -96,7 +107,7 @@ def _load_one(path: str, name: str) -> tuple[Any, dict]:
     xlated, jited = prog.sizes()
     verifier = {"log": _keep(prog.read_log()), "verified_insns": prog.verified_insns(),
                 "insns": prog.insn_count(), "xlated_bytes": xlated, "jited_bytes": jited}
-    obj.setup_notes = setup
+    obj.setup_notes = notes
     return obj, verifier
 
 
@@ -121,12 +132,14 @@ def manual_attach(section: str) -> bool:
 
 def _setup_note(obj: Any) -> str:
     notes = getattr(obj, "setup_notes", [])
-    return f"; loader set-up assumed: {', '.join(notes)}" if notes else ""
+    return f"; loader set-up: {', '.join(notes)}" if notes else ""
 
 
-def _attach_point(prog: Any) -> tuple[str, Callable[[], int] | None]:
+def _attach_point(prog: Any, target: str | None) -> tuple[str, Callable[[], object] | None]:
     """How a program of this section is attached for the attach check, if it can be."""
     sec = prog.section
+    if target:
+        return f"{sec.lstrip('?').partition('/')[0]} {target}", lambda: prog.attach_to(target)
     if manual_attach(sec):
         return sec, None
     if sec.startswith("xdp"):
@@ -141,57 +154,63 @@ def _attach_point(prog: Any) -> tuple[str, Callable[[], int] | None]:
 
 
 def run_object(task: dict, send: Send, job: dict) -> None:
-    """Every program of a .bpf.o, each loaded alone, then attached where it has a point."""
+    """Every program of a .bpf.o, each loaded alone (set up as the object's loader would,
+    from the set-up file), then attached where it has a point."""
     from . import libbpf
 
     path, label = task["path"], task["subject"]
+    setup = task.get("setup") or {}
     try:
-        names = list(libbpf.BpfObject(path).programs)
+        progs = {n: p.section for n, p in libbpf.BpfObject(path).programs.items()}
     except libbpf.StageError as e:
         send({"event": "start", "subject": label})
         send(_result(label, "fail", "load", e.detail))
         return
-    if not names:
+    if not progs:
         send({"event": "start", "subject": label})
         send(_result(label, "fail", "load", "the object has no BPF programs"))
         return
     # what the host must expect: a VM that dies inside the object leaves these unfinished
-    send({"event": "plan", "subject": label, "programs": [f"{label}:{n}" for n in names]})
-    for name in names:
+    send({"event": "plan", "subject": label, "programs": [f"{label}:{n}" for n in progs],
+          "sections": progs})
+    for name, section in progs.items():
         subject = f"{label}:{name}"
         send({"event": "start", "subject": subject})
         t0 = time.monotonic()
+        pset = setup.get("programs", {}).get(name, {})
+
+        def result(status: str, stage: str, detail: str, section: str = section,
+                   subject: str = subject, t0: float = t0, **kw: Any) -> None:
+            send(_result(subject, status, stage, detail, section=section,
+                         duration=time.monotonic() - t0, **kw))
+
+        if pset.get("autoload") is False:
+            result("skip", "load", f"switched off by the set-up file ({setup.get('source', '')})")
+            continue
         try:
-            obj, verifier = _load_one(path, name)
+            obj, verifier = _load_one(path, name, setup)
         except libbpf.StageError as e:
-            send(_result(subject, "reject", "load", e.detail,
-                         verifier={"log": _keep(e.log)}, errno=abs(e.err),
-                         duration=time.monotonic() - t0))
+            result("reject", "load", e.detail, verifier={"log": _keep(e.log)}, errno=abs(e.err))
             continue
         prog = obj.programs[name]
-        where, attach = _attach_point(prog)
+        where, attach = _attach_point(prog, pset.get("target"))
         try:
             if attach is None:
-                send(_result(subject, "pass", "load",
-                             f"verified; attach not applicable: section '{where}' has no "
-                             "automatic attach point (the loader gives it a target)"
-                             + _setup_note(obj), verifier=verifier,
-                             duration=time.monotonic() - t0))
+                result("pass", "load", f"verified; attach not applicable: section '{where}' has "
+                       "no automatic attach point (the loader gives it a target)"
+                       + _setup_note(obj), verifier=verifier)
                 continue
             try:
                 attach()
             except libbpf.StageError as e:
-                if e.err in (errno.EOPNOTSUPP, errno.ENOTSUP):
-                    send(_result(subject, "pass", "load",
-                                 f"verified; attach not applicable: section '{where}' has "
-                                 "no automatic attach point",
-                                 verifier=verifier, duration=time.monotonic() - t0))
+                if e.err in (errno.EOPNOTSUPP, errno.ENOTSUP) and not pset.get("target"):
+                    result("pass", "load", f"verified; attach not applicable: section '{where}' "
+                           "has no automatic attach point", verifier=verifier)
                 else:
-                    send(_result(subject, "fail", "attach", e.detail, verifier=verifier,
-                                 errno=abs(e.err), duration=time.monotonic() - t0))
+                    result("fail", "attach", e.detail, verifier=verifier, errno=abs(e.err))
                 continue
-            send(_result(subject, "pass", "attach", f"verified and attached ({where})"
-                         + _setup_note(obj), verifier=verifier, duration=time.monotonic() - t0))
+            result("pass", "attach", f"verified and attached ({where})" + _setup_note(obj),
+                   verifier=verifier)
         finally:
             obj.close()
 

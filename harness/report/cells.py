@@ -13,7 +13,11 @@ STATUS = {
     "error": ("ERROR", "⚠️", "harness or set-up problem, not the program's fault"),
     "crash": ("CRASH", "💥", "the kernel crashed"),
     "timeout": ("TIMEOUT", "⏱️", "no verdict in time"),
+    "setup": ("SETUP", "🔧", "no verdict: needs loader set-up the object does not carry "
+              "(a placeholder attach target); give a set-up file"),
 }
+INFO_ROWS = ("↳ rows are an object's programs, shown for information: the object's row "
+             "carries the verdict (--per-program for the other way round)")
 UNEXPECTED_PASS = ("pass?", "❗", "passes where the declaration rules the kernel out: fix it")
 
 
@@ -39,6 +43,18 @@ def legend(symbols: bool) -> list[tuple[str, str]]:
     rows.append((UNEXPECTED_PASS[1] if symbols else "'!'",
                  UNEXPECTED_PASS[2] if symbols else "marks a cell that does not meet its expectation"))
     return rows
+
+
+def row_label(report: Report, subject: str, arrow: str = "↳ ") -> str:
+    """A program row of an object is shown under it, by its program name."""
+    r = next((x for x in report.results if x.subject == subject), None)
+    if r is not None and r.row == "program" and r.parent:
+        return "  " + arrow + subject[len(r.parent) + 1:]
+    return subject
+
+
+def has_objects(report: Report) -> bool:
+    return any(r.row == "object" for r in report.results)
 
 
 def domain(subject: str) -> str:
@@ -68,7 +84,12 @@ def causes(results: list[Result]) -> list[tuple[str, int, str]]:
 
 
 def verdict_line(report: Report) -> str:
-    good, total = report.counts()
+    counted = [r for r in report.results if r.expected != "info"]
+    good = sum(r.meets_expectation for r in counted)
+    total = len(counted)
     verdict = "OK" if report.ok else "NOT OK"
     extra = " (interrupted: results are partial)" if report.interrupted else ""
-    return f"{verdict}: {good} of {total} cells as expected, {total - good} not{extra}"
+    rows = ""
+    if has_objects(report):
+        rows = " (program rows)" if report.per_program else " (object rows)"
+    return f"{verdict}: {good} of {total} cells{rows} as expected, {total - good} not{extra}"

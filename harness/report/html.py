@@ -20,7 +20,7 @@ from .templating import render
 
 STATUS_COLOURS = {
     "pass": "#2e9d4c", "skip": "#9aa5b1", "reject": "#d64545", "fail": "#e8833a",
-    "error": "#b58900", "crash": "#6c3483", "timeout": "#2874a6",
+    "error": "#b58900", "crash": "#6c3483", "timeout": "#2874a6", "setup": "#7f8c8d",
 }
 
 
@@ -114,7 +114,9 @@ def render_html(report: Report, title: str = "eBPF compatibility report") -> str
         for k in kinfo:
             row_cells.append({**_cell_view(report.cell(s, k.id), idx), "kernel": k.id})
             idx += 1
-        rows.append({"subject": s, "domain": cells.domain(s), "cells": row_cells,
+        label = cells.row_label(report, s)
+        rows.append({"subject": s, "label": label.strip(), "child": label != s,
+                     "domain": cells.domain(s), "cells": row_cells,
                      "statuses": " ".join(sorted({c["status"] for c in row_cells}))})
     good, total = report.counts()
     return render(
@@ -129,6 +131,7 @@ def render_html(report: Report, title: str = "eBPF compatibility report") -> str
         verdict=cells.verdict_line(report),
         good=good,
         total=total,
+        info_rows=cells.INFO_ROWS if cells.has_objects(report) else "",
         charts=charts(report),
         plotly_js=plotly.offline.get_plotlyjs(),
         colours=STATUS_COLOURS,

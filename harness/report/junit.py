@@ -50,7 +50,7 @@ def render_junit(report: Report) -> str:
                 ET.SubElement(case, "skipped", message=r.detail[:500])
                 counts["skipped"] += 1
             elif not r.meets_expectation:
-                tag = "error" if r.status == "error" else "failure"
+                tag = "error" if r.status in ("error", "setup") else "failure"
                 el = ET.SubElement(case, tag, message=f"{r.status} ({r.stage}): {r.detail[:500]}",
                                    type=r.cause or r.status)
                 el.text = _body(r)

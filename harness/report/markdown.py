@@ -60,9 +60,13 @@ def render_markdown(report: Report, title: str = "eBPF compatibility matrix") ->
     out.append("|---|" + "|".join(":-:" for _ in kinfo) + "|")
     for s in report.subjects():
         row = [cells.symbol(report.cell(s, k.id)) for k in kinfo]
-        out.append(f"| `{md_cell(s)}` | " + " | ".join(row) + " |")
+        label = cells.row_label(report, s)
+        name = f"↳ `{md_cell(label.strip()[2:])}`" if label != s else f"`{md_cell(s)}`"
+        out.append(f"| {name} | " + " | ".join(row) + " |")
     out += ["", "**Legend:** " + " · ".join(f"{m} {t}" for m, t in cells.legend(symbols=True)),
             ""]
+    if cells.has_objects(report):
+        out += [cells.INFO_ROWS, ""]
     out += ["### Kernels", "", "| kernel | release | origin | accel | boot | VM |",
             "|---|---|---|---|--:|--:|"]
     for k in kinfo:

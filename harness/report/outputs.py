@@ -54,4 +54,4 @@ def write_outputs(report: Report, outs: Outputs) -> list[Path]:
 def gate(report: Report, outs: Outputs) -> Diff | None:
     if outs.baseline is None:
         return None
-    return diff(outs.baseline, report, outs.max_insns_growth)
+    return diff(outs.baseline.view(report.per_program), report, outs.max_insns_growth)

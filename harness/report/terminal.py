@@ -13,13 +13,14 @@ def render_matrix(report: Report, width: int = 100) -> str:
     lines: list[str] = []
     if not subjects:
         return "no results\n"
-    sw = min(max(len(s) for s in subjects), 48)
+    labels = {s: cells.row_label(report, s, "└ ") for s in subjects}
+    sw = min(max(len(x) for x in labels.values()), 48)
     cw = max([8, *(len(k) for k in kernels)]) + 1
     header = "subject".ljust(sw) + "  " + "".join(k.rjust(cw) for k in kernels)
     lines.append(header)
     lines.append("-" * len(header))
     for s in subjects:
-        name = s if len(s) <= sw else "…" + s[-(sw - 1):]
+        name = labels[s] if len(labels[s]) <= sw else "…" + labels[s][-(sw - 1):]
         row = name.ljust(sw) + "  "
         row += "".join(cells.term(report.cell(s, k)).rjust(cw) for k in kernels)
         lines.append(row)
@@ -29,6 +30,8 @@ def render_matrix(report: Report, width: int = 100) -> str:
         + (f", VM {k.vm_seconds:.0f}s" if k.vm_seconds else "") + "]"
         for k in kinfo))
     lines.append("legend: " + " | ".join(f"{m}: {t}" for m, t in cells.legend(symbols=False)))
+    if cells.has_objects(report):
+        lines.append(cells.INFO_ROWS.replace("↳", "└"))
     explained = [r for s in subjects for k in kernels
                  if (r := report.cell(s, k)) is not None and r.status != "pass"]
     if explained:

@@ -1,0 +1,186 @@
+"""An object's verdict from its programs' verdicts. Pure.
+
+Real objects carry several ways to hook the same event and load whichever the kernel has
+(fentry or kprobe of one function; tp_btf or raw_tp of one event; a function renamed
+between kernels), programs that are optional (SEC("?...")), and placeholders the loader
+fills in. Their programs' rows alone cry wolf; the object row says what the object's own
+loader would find: it **works** on this kernel (through which alternatives), or it is
+**broken** (which group has no working alternative, and why).
+
+Groups come from the set-up file's [[alternatives]]; where it gives none, the obvious
+cases are grouped and the row says the grouping was inferred: programs on the entry of
+the same function (fentry, kprobe, ksyscall), on its return (fexit, kretprobe), on the
+same event (tp_btf, raw_tp, tracepoint), the function name compared without leading
+underscores (blk_account_io_start and __blk_account_io_start).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..results import Result
+
+_ENTRY = ("fentry", "kprobe", "ksyscall", "fentry.s")
+_EXIT = ("fexit", "kretprobe", "kretsyscall", "fexit.s")
+_EVENT = ("tp_btf", "raw_tp", "raw_tracepoint", "tp", "tracepoint")
+_FUNCTION_HOOKS = (*_ENTRY, *_EXIT, "fmod_ret", "lsm", "lsm.s", "kprobe.multi",
+                   "kretprobe.multi")
+# names libbpf tools give targets they replace at run time (fsdist's dummy_file_read,
+# funclatency's dummy_kprobe, ksnoop's foo)
+_PLACEHOLDER = re.compile(r"^(?:dummy|placeholder|foo|bar)(?:_\w*)?$|_dummy$")
+_NO_VERDICT = ("crash", "timeout", "error")  # worst first
+
+
+def hook(section: str) -> tuple[str, str] | None:
+    """(what, name) a program of this section attaches to: ('function', 'vfs_read'),
+    ('tracepoint', 'sched/sched_switch'), ('event', 'block_rq_issue'); None when the
+    section names no hook."""
+    base, _, target = section.lstrip("?").partition("/")
+    if not target:
+        return None
+    if base in _FUNCTION_HOOKS:
+        return "function", target.split(":")[0]
+    if base in ("tp", "tracepoint"):
+        return "tracepoint", target
+    if base in ("tp_btf", "raw_tp", "raw_tracepoint"):
+        return "event", target
+    if base.startswith(("uprobe", "uretprobe")):
+        return "symbol", target
+    return None
+
+
+def is_placeholder(name: str) -> bool:
+    return bool(_PLACEHOLDER.search(name))
+
+
+def alternative_key(section: str) -> tuple[str, str] | None:
+    """Programs with the same key hook the same thing in different ways."""
+    base, _, target = section.lstrip("?").partition("/")
+    if not target:
+        return None
+    name = target.rsplit("/", 1)[-1].lstrip("_")
+    if base in _ENTRY:
+        return "entry of", name
+    if base in _EXIT:
+        return "return of", name
+    if base in _EVENT:
+        return "event", name
+    return None
+
+
+@dataclass(frozen=True)
+class Group:
+    programs: tuple[str, ...]  # in order of preference
+    inferred: bool
+    optional: bool
+    what: str = ""  # 'entry of vfs_read', or 'declared alternatives'
+
+
+def groups(sections: dict[str, str], declared: list[list[str]],
+           optional: set[str]) -> list[Group]:
+    """Every program in exactly one group; a program alone is a group of one."""
+    out: list[Group] = []
+    placed: set[str] = set()
+    for alt in declared:
+        progs = tuple(p for p in alt if p in sections and p not in placed)
+        if progs:
+            out.append(Group(progs, False, all(p in optional for p in progs),
+                             "declared alternatives"))
+            placed.update(progs)
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for name, sec in sections.items():
+        if name in placed:
+            continue
+        key = alternative_key(sec)
+        if key is not None:
+            by_key.setdefault(key, []).append(name)
+    for key, progs in by_key.items():
+        if len(progs) > 1:
+            # preference: BTF-based first (fentry, tp_btf), as libbpf tools try them first
+            progs.sort(key=lambda p: _rank(sections[p]))
+            out.append(Group(tuple(progs), True, all(p in optional for p in progs),
+                             f"{key[0]} {key[1]}"))
+            placed.update(progs)
+    for name in sections:
+        if name not in placed:
+            out.append(Group((name,), False, name in optional))
+    order = {n: i for i, n in enumerate(sections)}
+    return sorted(out, key=lambda g: min(order[p] for p in g.programs))
+
+
+def _rank(section: str) -> int:
+    base = section.lstrip("?").partition("/")[0]
+    return 0 if base in ("fentry", "fexit", "tp_btf", "fentry.s", "fexit.s") else \
+        1 if base in ("raw_tp", "raw_tracepoint") else 2
+
+
+def _short(r: Result) -> str:
+    why = r.cause or r.status
+    what = hook(r.section)
+    if r.cause == "hook-missing" and what:
+        return f"{r.section}: {what[0]} {what[1]} missing"
+    return f"{r.section or r.subject}: {why}"
+
+
+def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[str, str],
+               declared: list[list[str]], optional: set[str]) -> Result:
+    """The object's row on one kernel, from its programs' rows (name -> Result)."""
+    grps = groups(sections, declared, optional)
+    used: list[str] = []
+    broken: list[tuple[Group, list[Result]]] = []
+    unknown: list[Result] = []
+    no_verdict: list[Result] = []
+    notes: list[str] = []
+    for g in grps:
+        members = [(p, rows[p]) for p in g.programs if p in rows and rows[p].status != "skip"]
+        if not members:
+            continue  # switched off by the set-up, or no verdict at all (collect adds one)
+        works = next((p for p, r in members if r.status == "pass"), None)
+        if works is not None:
+            used.append(works)
+            skipped = [r for p, r in members[: [p for p, _ in members].index(works)]]
+            if skipped:
+                notes.append(f"{works} instead of " + ", ".join(_short(r) for r in skipped))
+            continue
+        rs = [r for _, r in members]
+        if g.optional:
+            notes.append("optional " + ", ".join(f"{p} not working ({_short(r)})"
+                                                  for p, r in members))
+        elif any(r.status in _NO_VERDICT for r in rs):
+            no_verdict += [r for r in rs if r.status in _NO_VERDICT]
+        elif any(r.status == "setup" for r in rs):
+            unknown += [r for r in rs if r.status == "setup"]
+        else:
+            broken.append((g, rs))
+    inferred = [g for g in grps if g.inferred and len(g.programs) > 1]
+    tail = ("; alternatives inferred: " + ", ".join(g.what for g in inferred)) if inferred else ""
+    total = sum(len(g.programs) for g in grps)
+    dur = sum(r.duration or 0 for r in rows.values()) or None
+    base = {"subject": label, "kernel": kernel, "row": "object", "duration": dur}
+    if no_verdict:
+        worst = min(no_verdict, key=lambda r: _NO_VERDICT.index(r.status))
+        return Result(**base, status=worst.status, stage=worst.stage, cause=worst.cause,
+                      detail=f"no verdict: program {_name(worst, label)}: {worst.detail}")
+    if broken:
+        g, rs = broken[0]
+        first = rs[0]
+        status = "reject" if all(r.status == "reject" for r in rs) else "fail"
+        what = (f"{g.what} ({', '.join(g.programs)})" if len(g.programs) > 1
+                else f"program {g.programs[0]}")
+        more = f" (and {len(broken) - 1} more group(s))" if len(broken) > 1 else ""
+        why = "; ".join(f"{_name(r, label)}: {r.detail}" for r in rs)
+        return Result(**base, status=status, stage=first.stage, cause=first.cause,
+                      detail=f"broken: {what} has no working alternative{more}: {why}{tail}")
+    if unknown:
+        names = ", ".join(_name(r, label) for r in unknown)
+        return Result(**base, status="setup", stage=unknown[0].stage, cause="needs-setup",
+                      detail=f"verdict unknown until the loader set-up is given for {names}: "
+                             f"{unknown[0].detail}")
+    return Result(**base, status="pass", stage="attach",
+                  detail=f"works: {len(used)} of {total} programs in use"
+                         + (f"; {'; '.join(notes)}" if notes else "") + tail)
+
+
+def _name(r: Result, label: str) -> str:
+    return r.subject[len(label) + 1:] if r.subject.startswith(label + ":") else r.subject
