@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     _per_program(cp)
     _common(cp)
 
+    qp = sub.add_parser("requirements", help="what each program of objects needs from the "
+                        "kernel, and its minimum kernel (no VM)")
+    qp.add_argument("paths", nargs="+", help=".bpf.o objects, .bpf.c sources, or programs "
+                    "with a libbpf skeleton inside")
+    qp.add_argument("--json", type=Path, help="write {objects: [{path, programs: [...]}]} here")
+
     rp = sub.add_parser("run", help="run a command as root inside each kernel")
     rp.add_argument("--alive", type=float, help="pass when still running after this many "
                     "seconds (a tracer that attached); then stop it with SIGINT")
@@ -248,6 +254,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_requirements(args: argparse.Namespace) -> int:
+    """No VM: read each object, list its programs' needs and minimum kernels."""
+    from .bpfobj.requirements import render_requirements, requirements
+    from .session import object_files
+
+    cfg = _config(args)
+    objects = []
+    for label, path in object_files(args.paths, cfg):
+        objects.append({"path": label, "object": str(path),
+                        "programs": [p.to_dict() for p in requirements(path)]})
+    sys.stdout.write(render_requirements(objects))
+    if args.json:
+        write_text_atomic(args.json, json.dumps({"objects": objects}, indent=2) + "\n")
+        print(f"written: {args.json}")
+    return 0
+
+
 def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> int:
     from .kernels.catalog import load_catalog, parse_kernel_ids
     from .kernels.fetch import installed_trees, prepare, prune
@@ -341,6 +364,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.cmd == "report":
         return cmd_report(args)
+    if args.cmd == "requirements":
+        return cmd_requirements(args)
     outs = _outputs(args) if args.cmd in ("check", "run", "matrix") else Outputs()
     cfg = _config(args)
     progress = Progress(quiet=args.quiet)

@@ -126,6 +126,8 @@ class Result:
     row: str = ""  # '' a subject of its own | 'object' | 'program' (see the module's doc)
     parent: str = ""  # a program row's object
     section: str = ""  # a program row's ELF section (its program type and hook)
+    predicted: str = ""  # the minimum kernel read from the object (bpfobj.requirements)
+    unexplained: bool = False  # refused at or above its predicted minimum kernel
 
     @property
     def meets_expectation(self) -> bool:
@@ -152,6 +154,7 @@ class Report:
     command: list[str] = field(default_factory=list)
     interrupted: bool = False
     per_program: bool = False  # program rows carry the verdict, not object rows
+    notes: list[str] = field(default_factory=list)  # about the run (declarations checked)
 
     def view(self, per_program: bool) -> Report:
         """The same results with the verdict on program rows (True) or object rows."""
@@ -198,7 +201,8 @@ class Report:
         }
         meta = {"schema_version": self.schema_version, "harness_version": self.harness_version,
                 "command": list(self.command), "interrupted": self.interrupted,
-                "per_program": self.per_program, "loaders": dict(self.loaders)}
+                "per_program": self.per_program, "notes": list(self.notes),
+                "loaders": dict(self.loaders)}
         return {**meta, **d}
 
     def to_json(self) -> str:
@@ -240,6 +244,7 @@ class Report:
             command=list(d.get("command", [])),
             interrupted=bool(d.get("interrupted", False)),
             per_program=bool(d.get("per_program", False)),
+            notes=list(d.get("notes", [])),
         )
 
     @classmethod
@@ -308,6 +313,7 @@ def merge(named: list[tuple[str, Report]]) -> Report:
             cell_from[key] = (name, r)
             out.results.append(r)
         out.loaders.update(rep.loaders)
+        out.notes += [n for n in rep.notes if n not in out.notes]
         out.interrupted = out.interrupted or rep.interrupted
     out.command = ["ebpf-harness", "report", "merge", *(name for name, _ in named)]
     return out

@@ -31,6 +31,7 @@ from .paths import guest_pythonpath
 from .results import KernelInfo, Result
 from .suite import ProgramDecl
 from .verifier import info_from
+from .versions import KernelVersion
 from .vm.accel import choose_accel
 from .vm.backend import LIVE, Backend, VMOutcome, VMRequest, events_file
 from .vm.console import crash_headline, find_crash, find_splats
@@ -51,6 +52,9 @@ class Subject:
     # subjects an object task expands to are only known in the guest: a result whose
     # subject starts with "<id>:" belongs to this one
     expands: bool = False
+    # what each program needs and its inferred minimum kernel (bpfobj.requirements),
+    # program name -> ProgramNeeds; host-side only, never sent to the guest
+    needs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,11 +200,41 @@ def collect(
             r.expected = _expected(s, kernel)
             results.append(r)
     _classify(results)
+    _explain(kernel, subjects, results)
     sections: dict[str, str] = {}
     for ev in events:
         if ev.get("event") == "plan" and isinstance(ev.get("sections"), dict):
             sections.update({f"{ev['subject']}:{n}": str(v) for n, v in ev["sections"].items()})
     return info, object_rows(subjects, results, sections)
+
+
+def _explain(kernel: KernelSpec, subjects: list[Subject], results: list[Result]) -> None:
+    """Each cell's predicted minimum kernel (read from the object); a rejection or attach
+    failure below it says what the program needs first, one at or above it is marked
+    unexplained: the case worth a look (a complexity limit, a changed kfunc, a config)."""
+    for s in subjects:
+        if not s.needs:
+            continue
+        for r in results:
+            if r.subject == s.id and not s.expands:
+                names = list(s.needs)  # a bundled program: the whole object
+            elif s.expands and r.subject.startswith(s.id + ":"):
+                names = [r.subject[len(s.id) + 1:]]
+            else:
+                continue
+            progs = [s.needs[n] for n in names if n in s.needs and s.needs[n].min_kernel]
+            if not progs:
+                continue
+            top = max(progs, key=lambda p: KernelVersion.parse(p.min_kernel))
+            r.predicted = top.min_kernel
+            below = kernel.version < KernelVersion.parse(top.min_kernel)
+            if r.status in ("reject", "fail") and below and \
+                    r.cause not in ("hook-missing", "needs-setup"):
+                needs = ", ".join(n.describe() for n in top.because)
+                r.detail = f"needs {needs}; this kernel is {kernel.version}: {r.detail}"
+            elif r.status in ("reject", "fail") and not below and \
+                    r.cause not in ("hook-missing", "needs-setup", "behaviour-failure"):
+                r.unexplained = True
 
 
 def _classify(results: list[Result]) -> None:

@@ -5,6 +5,7 @@ Used by the CLI and the pytest plugin alike.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,9 +62,13 @@ def _vmlinux_for(kernels: list[KernelSpec], config: Config) -> Path:
     return vmlinux_header(newest, Cache(config.cache_dir))
 
 
-def _compile(src: Path, kernels: list[KernelSpec], config: Config) -> tuple[Path | None, str | None]:
+def _compile(src: Path, kernels: list[KernelSpec], config: Config,
+             vmlinux: Path | None = None) -> tuple[Path | None, str | None]:
+    if vmlinux is None and not kernels:
+        return None, ("no kernel BTF to compile against (this machine has no "
+                      "/sys/kernel/btf/vmlinux); give the compiled .bpf.o instead")
     try:
-        vh = _vmlinux_for(kernels, config)
+        vh = vmlinux or _vmlinux_for(kernels, config)
         return compile_bpf(src, config.cache_dir / "objects", vh), None
     except CompileError as e:
         return None, str(e).splitlines()[0]
@@ -78,7 +83,42 @@ def _with_setup(subject: Subject, source: Path, setup: Path | None) -> Subject:
     obj = subject.task.get("path")
     if found is not None and obj:
         subject.task["setup"] = resolve(load_setup(found), read_object(Path(obj)))
+    return _with_needs(subject, obj)
+
+
+def _with_needs(subject: Subject, obj: str | None) -> Subject:
+    """What each program needs, read from the object, so that cells can be explained."""
+    from .bpfobj.requirements import requirements
+
+    if obj:
+        # an object this cannot read may still load; its cells are then not explained
+        with contextlib.suppress(ConfigError, OSError):
+            subject.needs = {p.name: p for p in requirements(Path(obj))}
     return subject
+
+
+def object_files(paths: Sequence[str], config: Config) -> list[tuple[str, Path]]:
+    """(label, compiled object) for each path, without kernels: a .bpf.c is compiled
+    against the newest cached kernel's vmlinux.h, else the running kernel's BTF."""
+    out = []
+    for label, s in _subjects(paths, [], config, vmlinux=_host_vmlinux(config)):
+        if s.compile_error:
+            raise CompileError(f"{label}: does not compile: {s.compile_error}")
+        out.append((label, Path(s.task["path"])))
+    return out
+
+
+def _host_vmlinux(config: Config) -> Path | None:
+    btf = Path("/sys/kernel/btf/vmlinux")
+    if not btf.exists():
+        return None
+    from .fsio import write_atomic
+
+    dest = config.cache_dir / "objects" / "host-btf" / "vmlinux.h"
+    if not dest.exists():
+        out = tools.run(["bpftool", "btf", "dump", "file", str(btf), "format", "c"], timeout=120)
+        write_atomic(dest, out.stdout)
+    return dest
 
 
 def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
@@ -88,8 +128,8 @@ def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: 
     return [_with_setup(s, Path(raw), setup) for raw, s in _subjects(paths, kernels, config)]
 
 
-def _subjects(paths: Sequence[str], kernels: list[KernelSpec],
-              config: Config) -> list[tuple[str, Subject]]:
+def _subjects(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
+              vmlinux: Path | None = None) -> list[tuple[str, Subject]]:
     subjects = []
     for raw in paths:
         p = Path(raw)
@@ -97,7 +137,7 @@ def _subjects(paths: Sequence[str], kernels: list[KernelSpec],
             raise ConfigError(f"{raw}: no such file; give a compiled .bpf.o or a .bpf.c source")
         label = raw
         if p.suffix == ".c":
-            obj, err = _compile(p, kernels, config)
+            obj, err = _compile(p, kernels, config, vmlinux)
             task = {"kind": "object", "path": str(obj) if obj else ""}
             subjects.append((raw, Subject(label, task, compile_error=err, expands=True)))
         elif p.suffix == ".o" or (head := _head(p)).startswith(b"\x7fELF"):
@@ -146,7 +186,7 @@ def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Confi
     obj, err = _compile(decl.source, kernels, config)
     task = {"kind": "program", "object": str(obj) if obj else "",
             "check": str(decl.check) if decl.check else None, "attach": decl.attach}
-    return Subject(decl.id, task, compile_error=err, **common)
+    return _with_needs(Subject(decl.id, task, compile_error=err, **common), task["object"])
 
 
 def subjects_for_suite(pattern: str | None, kernels: list[KernelSpec], config: Config,
@@ -162,6 +202,19 @@ def subject_for_command(argv: Sequence[str], alive: float | None, network: bool,
     task = {"kind": "command", "argv": list(argv), "alive": alive, "cwd": str(Path.cwd()),
             "command_timeout": timeout, "timeout": timeout + 30}
     return Subject(" ".join(argv), task, network=network)
+
+
+def declaration_notes(subjects: list[Subject]) -> list[str]:
+    """Bundled programs whose declared minimum kernel disagrees with their object's."""
+    from .bpfobj.requirements import check_declaration
+
+    out = []
+    for s in subjects:
+        if s.decl is not None and s.needs:
+            note = check_declaration(s.id, s.decl.min_kernel, s.decl.feature, s.needs)
+            if note:
+                out.append(note)
+    return out
 
 
 def host_loaders() -> dict[str, str]:
@@ -181,11 +234,18 @@ def execute(
     command: Sequence[str] = (),
     workdir: Path | None = None,
 ) -> Report:
+    seen: set[str] = set()
+    for s in subjects:
+        if s.id in seen:
+            raise ConfigError(f"{s.id} is given twice in one run; each subject (object, "
+                              "program, command) needs its own name")
+        seen.add(s.id)
     backend = backend or VngBackend()
     workdir = workdir or new_workdir(config)
     progress.note(f"run directory: {workdir}")
     runs, interrupted = run_kernels(kernels, subjects, config, backend, workdir, progress.event)
-    report = Report(command=list(command), interrupted=interrupted)
+    report = Report(command=list(command), interrupted=interrupted,
+                    notes=declaration_notes(subjects))
     report.loaders = host_loaders()
     for run in runs:
         report.kernels.append(run.info)

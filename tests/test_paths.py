@@ -3,6 +3,7 @@ which holds the harness and nothing else of the environment it was installed in.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -46,3 +47,18 @@ def test_guest_pythonpath_holds_only_the_package(tmp_path: Path):
     out = subprocess.run([sys.executable, "-S", "-c", code], env={"PYTHONPATH": str(d)},
                          capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert out.strip() == str(d / "harness" / "__init__.py")
+
+
+def test_the_guest_python_reads_set_up_files(tmp_path: Path):
+    """The bpf fixture resolves set-up files in the guest: Debian's python3 with only the
+    package on its path must import bpfobj and pyelftools (python3-pyelftools)."""
+    d = paths.guest_pythonpath(tmp_path)
+    code = ("import harness.bpfobj.setup, harness.bpfobj.elf, elftools, sys; "
+            "print(sorted(m for m in sys.modules if m.startswith('harness')))")
+    out = subprocess.run(["/usr/bin/python3", "-c", code], env={"PYTHONPATH": str(d)},
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    # pure modules only: nothing of the host side (kernels, vm, runner, session, report)
+    loaded = ast.literal_eval(out.stdout)
+    assert not [m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in
+                ("kernels", "vm", "runner", "session", "report", "cli")], loaded

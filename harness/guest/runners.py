@@ -61,8 +61,9 @@ def _keep(log: str) -> str:
     return log if len(log) <= LOG_KEEP else log[-LOG_KEEP:]
 
 
-def _open(path: str, name: str, setup: dict) -> tuple[Any, list[str]]:
-    """A fresh copy of the object, set up as its loader would, to load program `name` only."""
+def _open(path: str, name: str, setup: dict) -> tuple[Any, tuple[list[str], list[str]]]:
+    """A fresh copy of the object, set up as its loader would, to load program `name` only.
+    Returns it with what the set-up file set and what was assumed (libbpf's conventions)."""
     from . import libbpf
 
     obj = libbpf.BpfObject(path)
@@ -72,7 +73,7 @@ def _open(path: str, name: str, setup: dict) -> tuple[Any, list[str]]:
         obj.close()
         raise
     obj.only(name)
-    return obj, notes + obj.loader_defaults()
+    return obj, (notes, obj.loader_defaults())
 
 
 def _load_one(path: str, name: str, setup: dict | None = None) -> tuple[Any, dict]:
@@ -131,8 +132,9 @@ def manual_attach(section: str) -> bool:
 
 
 def _setup_note(obj: Any) -> str:
-    notes = getattr(obj, "setup_notes", [])
-    return f"; loader set-up: {', '.join(notes)}" if notes else ""
+    given, assumed = getattr(obj, "setup_notes", ([], []))
+    return (f"; loader set-up: {', '.join(given)}" if given else "") + (
+        f"; loader set-up assumed: {', '.join(assumed)}" if assumed else "")
 
 
 def _attach_point(prog: Any, target: str | None) -> tuple[str, Callable[[], object] | None]:

@@ -76,17 +76,32 @@ class Bpf:
         path = Path(p)
         return path if path.is_absolute() else self.base / path
 
-    def load(self, path: str | os.PathLike[str], attach: bool = False) -> LoadedObject:
+    def load(self, path: str | os.PathLike[str], attach: bool = False,
+             setup: str | os.PathLike[str] | None = None, **given: Any) -> LoadedObject:
+        """Load every program of the object (and attach them with attach=True), set up as
+        its loader would: from a set-up file (setup=, or NAME.setup.toml beside the
+        object) or from keyword arguments with the file's keys: maps={"stackmap":
+        {"max_entries": 1024}}, variables={"targ_pid": 42}, programs={"p": {"autoload":
+        False}, "q": {"target": "vfs_read"}}."""
         from ..guest import libbpf
 
         full = str(self._path(path))
+        plan = _setup_for(full, setup, given)
         obj = libbpf.BpfObject(full)
         lo = LoadedObject(obj)
         self._objects.append(lo)
+        progs = plan.get("programs", {})
+        try:
+            obj.apply_setup(plan)
+        except libbpf.StageError as e:
+            pytest.fail(f"set-up of {path}: {e.detail}", pytrace=False)
         # statistics only: a verbose log can overflow its buffer (ENOSPC) on a program the
         # verifier accepts, which would read as a rejection
-        for p in obj.programs.values():
+        for name, p in obj.programs.items():
             p.set_log(4, 1 << 16)
+            if progs.get(name, {}).get("autoload") is False:
+                libbpf.prog_set_autoload(p._ptr, False)
+        obj.loader_defaults()
         try:
             obj.load()
         except libbpf.StageError as e:
@@ -94,8 +109,14 @@ class Bpf:
             pytest.fail(f"kernel {os.uname().release} rejected {path}: {e.detail}\n{logs}",
                         pytrace=False)
         if attach:
-            for p in obj.programs.values():
-                p.attach()
+            for name, p in obj.programs.items():
+                pset = progs.get(name, {})
+                if pset.get("autoload") is False:
+                    continue
+                if pset.get("target"):
+                    p.attach_to(pset["target"])
+                else:
+                    p.attach()
         return lo
 
     def compile(self, source: str | os.PathLike[str], attach: bool = False) -> LoadedObject:
@@ -123,6 +144,40 @@ class Bpf:
         for o in self._objects:
             o.close()
         self._objects.clear()
+
+
+def _setup_for(obj: str, setup: str | os.PathLike[str] | None, given: dict[str, Any]) -> dict:
+    """The object's set-up resolved as `check` resolves it (harness/bpfobj): a file, the
+    keyword arguments, or NAME.setup.toml beside the object; {} when there is none."""
+    if not setup and not given and not (Path(obj).parent /
+                                        f"{_setup_name(obj)}.setup.toml").is_file():
+        return {}
+    try:
+        from ..bpfobj.elf import read_object
+        from ..bpfobj.setup import find_setup, load_setup, parse_setup, resolve
+    except ImportError as e:
+        pytest.fail(f"set-up of {obj} needs pyelftools in the guest's python3: install "
+                    f"python3-pyelftools on the host ({e})", pytrace=False)
+    from ..errors import ConfigError
+
+    try:
+        if given:
+            if setup:
+                raise ConfigError(f"bpf.load({obj}): give setup= or keyword arguments, not both")
+            s = parse_setup(given, f"bpf.load({Path(obj).name})")
+        else:
+            found = find_setup(Path(obj), Path(setup) if setup else None)
+            assert found is not None
+            s = load_setup(found)
+        return resolve(s, read_object(Path(obj)))
+    except ConfigError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def _setup_name(obj: str) -> str:
+    from ..bpfobj.setup import setup_name
+
+    return setup_name(Path(obj))
 
 
 @pytest.fixture

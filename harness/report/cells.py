@@ -65,11 +65,13 @@ def domain(subject: str) -> str:
 
 
 def not_as_expected(report: Report) -> list[Result]:
-    """Cells that do not meet their expectation, in matrix order."""
+    """Cells that do not meet their expectation, unexplained ones (refused at or above
+    their predicted minimum kernel) first, then in matrix order."""
     order = {k.id: i for i, k in enumerate(report.kernel_order())}
     subjects = {s: i for i, s in enumerate(report.subjects())}
     bad = [r for r in report.results if not r.meets_expectation]
-    return sorted(bad, key=lambda r: (subjects.get(r.subject, 0), order.get(r.kernel, 0)))
+    return sorted(bad, key=lambda r: (not r.unexplained, subjects.get(r.subject, 0),
+                                      order.get(r.kernel, 0)))
 
 
 def causes(results: list[Result]) -> list[tuple[str, int, str]]:
@@ -93,3 +95,32 @@ def verdict_line(report: Report) -> str:
     if has_objects(report):
         rows = " (program rows)" if report.per_program else " (object rows)"
     return f"{verdict}: {good} of {total} cells{rows} as expected, {total - good} not{extra}"
+
+
+def predictions(report: Report) -> list[str]:
+    """The minimum kernel read from each object next to what was observed, for subjects
+    where it tells something: a prediction above the oldest kernel run, a first pass
+    later than the oldest, or a pass below the prediction (a backport)."""
+    from ..versions import KernelVersion
+
+    order = report.kernel_order()
+    if not order:
+        return []
+    out = []
+    for s in report.subjects():
+        rows = [report.cell(s, k.id) for k in order]
+        pred = next((r.predicted for r in rows if r is not None and r.predicted), "")
+        if not pred:
+            continue
+        p = KernelVersion.parse(pred)
+        passing = [k for k, r in zip(order, rows, strict=True) if r is not None and r.status == "pass"]
+        below = [k.id for k in passing if (k.kversion.major, k.kversion.minor) < (p.major, p.minor)]
+        late = passing[:1] != order[:1]
+        if not (below or late or p > order[0].kversion):
+            continue
+        text = f"{s}: predicted {pred}, " + (f"passes from {passing[0].id}" if passing
+                                              else "passes on none of these kernels")
+        if below:
+            text += f"; passes below its prediction on {', '.join(below)} (a backport)"
+        out.append(text)
+    return out

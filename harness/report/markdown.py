@@ -74,7 +74,21 @@ def render_markdown(report: Report, title: str = "eBPF compatibility matrix") ->
         out.append(f"| {k.id} | {k.release} | {md_cell(origin) or '—'} | {k.accel or '—'} | "
                    f"{_seconds(k.boot_seconds)} | {_seconds(k.vm_seconds)} |")
     out.append("")
+    predicted = cells.predictions(report)
+    if predicted:
+        out += ["### Predicted minimum kernel vs observed", ""]
+        out += [f"- {md_cell(p)}" for p in predicted]
+        out.append("")
+    if report.notes:
+        out += ["### Notes", ""] + [f"- {md_cell(n)}" for n in report.notes] + [""]
     bad = cells.not_as_expected(report)
+    unexplained = [r for r in bad if r.unexplained]
+    if unexplained:
+        out += [f"### Unexplained ({len(unexplained)}): refused at or above the predicted "
+                "minimum kernel", ""]
+        out += [f"- `{md_cell(r.subject)}` @ {r.kernel} (predicted {r.predicted}): "
+                f"{md_cell(r.detail)[:300]}" for r in unexplained]
+        out.append("")
     if bad:
         out += [f"### Not as expected ({len(bad)})", "", "| cause | cells | what it means |",
                 "|---|--:|---|"]

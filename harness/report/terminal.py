@@ -34,6 +34,7 @@ def render_matrix(report: Report, width: int = 100) -> str:
         lines.append(cells.INFO_ROWS.replace("↳", "└"))
     explained = [r for s in subjects for k in kernels
                  if (r := report.cell(s, k)) is not None and r.status != "pass"]
+    explained.sort(key=lambda r: not r.unexplained)  # the ones worth a look first
     if explained:
         lines.append("")
         lines.append("why:")
@@ -43,10 +44,18 @@ def render_matrix(report: Report, width: int = 100) -> str:
             if len(detail) > width * 2:
                 detail = detail[: width * 2 - 1] + "…"
             tag = f"{r.stage}, {r.cause}" if r.cause else r.stage
+            if r.unexplained:
+                tag = f"UNEXPLAINED: refused at or above its predicted {r.predicted}; {tag}"
             lines.append(f" {mark} {r.subject} @ {r.kernel} [{tag}]: {detail}")
     for r in report.results:
         if r.status == "pass" and r.expected == "skip":
             lines.append(f" ! {r.subject} @ {r.kernel}: {r.detail}")
+    predicted = cells.predictions(report)
+    if predicted:
+        lines.append("predicted minimum kernel (read from the object) vs observed:")
+        lines += [f"   {p}" for p in predicted]
+    for note in report.notes:
+        lines.append(f"note: {note}")
     bad = cells.causes(cells.not_as_expected(report))
     if bad:
         lines.append("not as expected, by cause: " + ", ".join(f"{c} {n}" for c, n, _ in bad))

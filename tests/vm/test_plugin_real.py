@@ -12,7 +12,7 @@ import pytest
 from harness.build.compile import compile_bpf
 from harness.config import load_config
 from harness.report.progress import Progress
-from harness.session import _vmlinux_for, prepare_kernels
+from harness.session import _vmlinux_for, prepare_kernels, subjects_for_paths
 
 pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
@@ -25,6 +25,7 @@ import os
 import struct
 
 OBJ = {obj!r}
+CAPABLE = {capable!r}  # the object inside Debian's /usr/sbin/capable (libbpf-tools)
 
 
 def test_body_runs_in_the_guest(kernel):
@@ -49,6 +50,17 @@ def test_bpf_fixture_ring_buffer(kernel, bpf):
     assert me in seen
 
 
+def test_bpf_fixture_set_up_as_the_loader_would(kernel, bpf):
+    # capable leaves its stack map for the loader to size; the fixture takes the same
+    # set-up as a set-up file, as keyword arguments
+    obj = bpf.load(CAPABLE, attach=True,
+                   maps={{"stackmap": {{"value_size": 1016, "max_entries": 1024}}}},
+                   variables={{"targ_pid": -1, "unique_type": "UNQ_OFF", "kernel_stack": True}},
+                   programs={{"kprobe__cap_capable_exit": {{"target": "cap_capable"}}}})
+    assert obj.maps["stackmap"].value_size == 1016
+    assert all(p.links for p in obj.programs.values())  # both attached
+
+
 def test_zz_crash_on_the_oldest(kernel):
     if kernel.release == {oldest!r}:
         with open("/proc/sysrq-trigger", "w") as f:
@@ -66,16 +78,18 @@ def setup():
     kernels = prepare_kernels(KERNELS, cfg, Progress())
     obj = compile_bpf(DATA / "getpid_events.bpf.c", cfg.cache_dir / "objects",
                       _vmlinux_for(kernels, cfg))
-    return kernels, obj
+    [capable] = subjects_for_paths(["/usr/sbin/capable"], kernels, cfg)
+    return kernels, obj, capable.task["path"]
 
 
 def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeypatch):
-    kernels, obj = setup
+    kernels, obj, capable = setup
     oldest = min(kernels, key=lambda k: k.version)
     newest = max(kernels, key=lambda k: k.version)
     # pytester moves HOME; keep the kernel cache where the kernels already are
     monkeypatch.setenv("XDG_CACHE_HOME", str(load_config().cache_dir.parent))
-    pytester.makepyfile(test_user=USER_TESTS.format(obj=str(obj), oldest=oldest.release))
+    pytester.makepyfile(test_user=USER_TESTS.format(obj=str(obj), capable=capable,
+                                                    oldest=oldest.release))
     out = pytester.path / "r.json"
     r = pytester.runpytest_subprocess("--kernels", KERNELS, "-v", "-rA", "--ebpf-json", str(out),
                                       timeout=1800)
@@ -84,6 +98,7 @@ def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeyp
     for k in (oldest.id, newest.id):
         assert f"test_body_runs_in_the_guest[{k}] PASSED" in text
         assert f"test_bpf_fixture_ring_buffer[{k}] PASSED" in text
+        assert f"test_bpf_fixture_set_up_as_the_loader_would[{k}] PASSED" in text
         assert f"test_failure_comes_back_rewritten[{k}] FAILED" in text
     # the assertion was rewritten inside the guest; its message reached the host
     r.stdout.fnmatch_lines(["*AssertionError: deliberate failure*", "*assert * == 99*"])
@@ -93,7 +108,7 @@ def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeyp
     assert "Kernel panic" in text
     assert f"test_zz_crash_on_the_oldest[{newest.id}] PASSED" in text
     assert f"test_zzz_after_the_crash[{newest.id}] PASSED" in text
-    r.assert_outcomes(passed=6, failed=4)
+    r.assert_outcomes(passed=8, failed=4)
     crashed = r.stdout.str().split(f"test_zz_crash_on_the_oldest[{oldest.id}]", 1)[1]
     assert "kernel crashed" in crashed
     import json
