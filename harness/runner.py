@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -227,14 +228,24 @@ def _explain(kernel: KernelSpec, subjects: list[Subject], results: list[Result])
                 continue
             top = max(progs, key=lambda p: KernelVersion.parse(p.min_kernel))
             r.predicted = top.min_kernel
-            below = kernel.version < KernelVersion.parse(top.min_kernel)
-            if r.status in ("reject", "fail") and below and \
-                    r.cause not in ("hook-missing", "needs-setup"):
-                needs = ", ".join(n.describe() for n in top.because)
+            below = _older(kernel.version, KernelVersion.parse(top.min_kernel))
+            refused = r.status in ("reject", "fail") or (
+                r.status == "skip" and re.search(r"; (reject|fail): ", r.detail))
+            if refused and below and r.cause not in ("hook-missing", "needs-setup"):
+                # every need this kernel is older than, newest first
+                newer = sorted({n for p in progs for n in p.needs if n.version is not None
+                                and _older(kernel.version, n.version)},
+                               key=lambda n: (n.version, n.kind, n.name), reverse=True)
+                needs = ", ".join(n.describe() for n in newer)
                 r.detail = f"needs {needs}; this kernel is {kernel.version}: {r.detail}"
             elif r.status in ("reject", "fail") and not below and \
                     r.cause not in ("hook-missing", "needs-setup", "behaviour-failure"):
                 r.unexplained = True
+
+
+def _older(kernel: KernelVersion, since: KernelVersion) -> bool:
+    """Below a feature's release line (5.10.223 is not below 5.10)."""
+    return (kernel.major, kernel.minor) < (since.major, since.minor)
 
 
 def _classify(results: list[Result]) -> None:

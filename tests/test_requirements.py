@@ -146,7 +146,8 @@ def test_rejections_below_the_minimum_are_explained_and_above_it_unexplained(obj
         return next(r for r in res if r.subject == "o.bpf.o:uses_loop")
 
     old = run("5.10.0")
-    assert old.detail.startswith("needs bpf_loop helper (5.17); this kernel is 5.10.0")
+    assert old.detail.startswith("needs bpf_loop helper (5.17), callbacks (5.13); this kernel "
+                                 "is 5.10.0: invalid func unknown#181")
     assert old.predicted == "5.17" and not old.unexplained
     new = run("6.1.0")
     assert new.unexplained and new.predicted == "5.17"

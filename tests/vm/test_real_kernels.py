@@ -116,8 +116,8 @@ def test_verdicts_follow_when_features_entered_the_kernel(run):
         else:
             assert loop.status == "reject", loop.detail
             # explained by what the object needs, read from it, before the verifier's words
-            assert loop.detail.startswith(
-                f"needs bpf_loop helper (5.17); this kernel is {k.version}: verifier:"), loop.detail
+            assert loop.detail.startswith("needs bpf_loop helper (5.17), callbacks (5.13); "
+                                          f"this kernel is {k.version}: verifier:"), loop.detail
             assert loop.predicted == "5.17" and not loop.unexplained and loop.verifier.log
 
 
