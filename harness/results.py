@@ -162,7 +162,7 @@ class Report:
         for r in self.results:
             r = Result(**{**r.__dict__})
             if r.row == "object":
-                r.expected = "info" if per_program else "pass"
+                r.expected = "info" if per_program else ("skip" if r.status == "skip" else "pass")
             elif r.row == "program":
                 r.expected = ("skip" if r.status == "skip" else "pass") if per_program else "info"
             out.results.append(r)

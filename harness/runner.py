@@ -212,7 +212,10 @@ def collect(
 def _explain(kernel: KernelSpec, subjects: list[Subject], results: list[Result]) -> None:
     """Each cell's predicted minimum kernel (read from the object); a rejection or attach
     failure below it says what the program needs first, one at or above it is marked
-    unexplained: the case worth a look (a complexity limit, a changed kfunc, a config)."""
+    unexplained: the case worth a look (a complexity limit, a changed kfunc, a config).
+
+    A user's object declares nothing, so the prediction is its expectation: below it a
+    refusal is the expected skip, and a pass is a backport, named as one."""
     for s in subjects:
         if not s.needs:
             continue
@@ -229,15 +232,23 @@ def _explain(kernel: KernelSpec, subjects: list[Subject], results: list[Result])
             top = max(progs, key=lambda p: KernelVersion.parse(p.min_kernel))
             r.predicted = top.min_kernel
             below = _older(kernel.version, KernelVersion.parse(top.min_kernel))
+            # every need this kernel is older than, newest first
+            newer = sorted({n for p in progs for n in p.needs if n.version is not None
+                            and _older(kernel.version, n.version)},
+                           key=lambda n: (n.version, n.kind, n.name), reverse=True)
+            needs = ", ".join(n.describe() for n in newer)
             refused = r.status in ("reject", "fail") or (
                 r.status == "skip" and re.search(r"; (reject|fail): ", r.detail))
             if refused and below and r.cause not in ("hook-missing", "needs-setup"):
-                # every need this kernel is older than, newest first
-                newer = sorted({n for p in progs for n in p.needs if n.version is not None
-                                and _older(kernel.version, n.version)},
-                               key=lambda n: (n.version, n.kind, n.name), reverse=True)
-                needs = ", ".join(n.describe() for n in newer)
-                r.detail = f"needs {needs}; this kernel is {kernel.version}: {r.detail}"
+                head = f"needs {needs}; this kernel is {kernel.version}"
+                if s.expands and r.status != "skip":  # the expected skip, as declared ones
+                    r.detail = f"{head}; {r.status}: {r.detail}"
+                    r.status, r.expected = "skip", "skip"
+                else:
+                    r.detail = f"{head}: {r.detail}"
+            elif s.expands and below and r.status == "pass":
+                r.detail += (f"; passes on {kernel.version}, below its predicted minimum "
+                             f"{top.min_kernel}: a backport of {needs}")
             elif r.status in ("reject", "fail") and not below and \
                     r.cause not in ("hook-missing", "needs-setup", "behaviour-failure"):
                 r.unexplained = True

@@ -185,7 +185,7 @@ def test_object_broken_names_the_group_and_why():
 
 def test_optional_and_switched_off_programs_do_not_break_the_object():
     rows = {"o": row("o", "reject", "?fentry/x", "verifier-rejection"),
-            "off": row("off", "skip", "kprobe/y"),
+            "off": row("off", "skip", "kprobe/y", detail="switched off by the set-up file (x)"),
             "t": row("t", "pass", "tp_btf/sched_switch")}
     r = object_row("obj", "7.2", rows, {n: x.section for n, x in rows.items()}, [], {"o"})
     assert r.status == "pass" and "optional o not working" in r.detail

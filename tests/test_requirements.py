@@ -19,6 +19,7 @@ from harness.bpfobj.requirements import (
 )
 from harness.build.compile import compile_bpf
 from harness.kernels.model import KernelSpec
+from harness.results import Report
 from harness.runner import Subject, collect
 from harness.versions import KernelVersion
 from harness.vm.backend import VMOutcome
@@ -146,9 +147,11 @@ def test_rejections_below_the_minimum_are_explained_and_above_it_unexplained(obj
         return next(r for r in res if r.subject == "o.bpf.o:uses_loop")
 
     old = run("5.10.0")
+    # nothing declared: the prediction is the expectation, so this is the expected skip
     assert old.detail.startswith("needs bpf_loop helper (5.17), callbacks (5.13); this kernel "
-                                 "is 5.10.0: invalid func unknown#181")
-    assert old.predicted == "5.17" and not old.unexplained
+                                 "is 5.10.0; reject: invalid func unknown#181")
+    assert (old.status, old.cause, old.predicted, old.unexplained) == \
+        ("skip", "missing-helper", "5.17", False)
     new = run("6.1.0")
     assert new.unexplained and new.predicted == "5.17"
 
@@ -189,3 +192,28 @@ def test_predicted_next_to_observed_and_backports_named():
     assert why.index("odd @ 6.1 [UNEXPLAINED") < why.index("late @ 5.10")  # worth a look first
     assert "note: o/p: declares min_kernel 5.10" in text
     assert Report.from_dict(rep.to_dict()).notes == rep.notes
+
+
+def test_an_object_below_its_minimum_is_an_expected_skip_and_a_pass_there_a_backport(obj: Path):
+    needs = {p.name: p for p in requirements(obj)}
+    s = Subject("o.bpf.o", {"kind": "object", "path": str(obj)}, expands=True,
+                needs={"uses_loop": needs["uses_loop"], "plain_xdp": needs["plain_xdp"]})
+    k = KernelSpec("5.10", "5.10.0-amd64", KernelVersion.parse("5.10.223"), Path("/k"), None)
+    ev = [{"event": "boot"},
+          {"event": "plan", "subject": "o.bpf.o", "programs": ["o.bpf.o:uses_loop",
+                                                               "o.bpf.o:plain_xdp"]},
+          {"event": "result", "subject": "o.bpf.o:uses_loop", "status": "reject",
+           "stage": "load", "detail": "invalid func unknown#181", "section": "tp/x/y"},
+          {"event": "result", "subject": "o.bpf.o:plain_xdp", "status": "pass",
+           "stage": "attach", "detail": "ok", "section": "xdp"}]
+    _, res = collect(k, [s], ev, "", VMOutcome(0, 1.0))
+    rep = Report(results=res)
+    obj_row = rep.cell("o.bpf.o", "5.10")
+    assert (obj_row.status, obj_row.expected) == ("skip", "skip") and rep.ok
+    assert obj_row.detail.startswith("below its minimum kernel: program uses_loop: needs bpf_loop")
+    assert rep.view(True).ok  # per program: the expected skip and a pass
+    ev[2] = dict(ev[2], status="pass", detail="ok")
+    _, res = collect(k, [s], ev, "", VMOutcome(0, 1.0))
+    loop = next(r for r in res if r.subject == "o.bpf.o:uses_loop")
+    assert loop.status == "pass" and "below its predicted minimum 5.17: a backport of " \
+        "bpf_loop helper (5.17)" in loop.detail

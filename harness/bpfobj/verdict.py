@@ -129,11 +129,12 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
     grps = groups(sections, declared, optional)
     used: list[str] = []
     broken: list[tuple[Group, list[Result]]] = []
+    below: list[tuple[Group, list[Result]]] = []  # every member needs a newer kernel
     unknown: list[Result] = []
     no_verdict: list[Result] = []
     notes: list[str] = []
     for g in grps:
-        members = [(p, rows[p]) for p in g.programs if p in rows and rows[p].status != "skip"]
+        members = [(p, rows[p]) for p in g.programs if p in rows and not _off(rows[p])]
         if not members:
             continue  # switched off by the set-up, or no verdict at all (collect adds one)
         works = next((p for p, r in members if r.status == "pass"), None)
@@ -149,6 +150,8 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
                                                   for p, r in members))
         elif any(r.status in _NO_VERDICT for r in rs):
             no_verdict += [r for r in rs if r.status in _NO_VERDICT]
+        elif all(r.status == "skip" for r in rs):
+            below.append((g, rs))
         elif any(r.status == "setup" for r in rs):
             unknown += [r for r in rs if r.status == "setup"]
         else:
@@ -162,12 +165,17 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
         worst = min(no_verdict, key=lambda r: _NO_VERDICT.index(r.status))
         return Result(**base, status=worst.status, stage=worst.stage, cause=worst.cause,
                       detail=f"no verdict: program {_name(worst, label)}: {worst.detail}")
+    if below:
+        g, rs = below[0]
+        why = rs[0].detail if len(rs) == 1 else "; ".join(f"{_name(r, label)}: {r.detail}"
+                                                         for r in rs)
+        return Result(**base, status="skip", stage=rs[0].stage, cause=rs[0].cause,
+                      expected="skip", detail=f"below its minimum kernel: {_what(g)}: {why}")
     if broken:
         g, rs = broken[0]
         first = rs[0]
         status = "reject" if all(r.status == "reject" for r in rs) else "fail"
-        what = (f"{g.what} ({', '.join(g.programs)})" if len(g.programs) > 1
-                else f"program {g.programs[0]}")
+        what = _what(g)
         more = f" (and {len(broken) - 1} more group(s))" if len(broken) > 1 else ""
         why = "; ".join(f"{_name(r, label)}: {r.detail}" for r in rs)
         return Result(**base, status=status, stage=first.stage, cause=first.cause,
@@ -180,6 +188,15 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
     return Result(**base, status="pass", stage="attach",
                   detail=f"works: {len(used)} of {total} programs in use"
                          + (f"; {'; '.join(notes)}" if notes else "") + tail)
+
+
+def _off(r: Result) -> bool:
+    """Switched off by the set-up file: not part of what the object loads."""
+    return r.status == "skip" and r.detail.startswith("switched off")
+
+
+def _what(g: Group) -> str:
+    return f"{g.what} ({', '.join(g.programs)})" if len(g.programs) > 1 else f"program {g.programs[0]}"
 
 
 def _name(r: Result, label: str) -> str:

@@ -26,6 +26,7 @@ import struct
 
 OBJ = {obj!r}
 CAPABLE = {capable!r}  # the object inside Debian's /usr/sbin/capable (libbpf-tools)
+FEATURES = {features!r}  # ring buffer (5.8), bpf_loop (5.17), XDP
 
 
 def test_body_runs_in_the_guest(kernel):
@@ -61,6 +62,12 @@ def test_bpf_fixture_set_up_as_the_loader_would(kernel, bpf):
     assert all(p.links for p in obj.programs.values())  # both attached
 
 
+def test_bpf_fixture_skips_below_the_objects_minimum(kernel, bpf):
+    # nothing declared: below the minimum read from the object, a rejection is a skip
+    bpf.load(FEATURES)
+    assert (kernel.version.major, kernel.version.minor) >= (5, 17)
+
+
 def test_zz_crash_on_the_oldest(kernel):
     if kernel.release == {oldest!r}:
         with open("/proc/sysrq-trigger", "w") as f:
@@ -79,17 +86,19 @@ def setup():
     obj = compile_bpf(DATA / "getpid_events.bpf.c", cfg.cache_dir / "objects",
                       _vmlinux_for(kernels, cfg))
     [capable] = subjects_for_paths(["/usr/sbin/capable"], kernels, cfg)
-    return kernels, obj, capable.task["path"]
+    features = compile_bpf(DATA / "features.bpf.c", cfg.cache_dir / "objects",
+                           _vmlinux_for(kernels, cfg))
+    return kernels, obj, capable.task["path"], str(features)
 
 
 def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeypatch):
-    kernels, obj, capable = setup
+    kernels, obj, capable, features = setup
     oldest = min(kernels, key=lambda k: k.version)
     newest = max(kernels, key=lambda k: k.version)
     # pytester moves HOME; keep the kernel cache where the kernels already are
     monkeypatch.setenv("XDG_CACHE_HOME", str(load_config().cache_dir.parent))
     pytester.makepyfile(test_user=USER_TESTS.format(obj=str(obj), capable=capable,
-                                                    oldest=oldest.release))
+                                                    features=features, oldest=oldest.release))
     out = pytester.path / "r.json"
     r = pytester.runpytest_subprocess("--kernels", KERNELS, "-v", "-rA", "--ebpf-json", str(out),
                                       timeout=1800)
@@ -108,7 +117,10 @@ def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeyp
     assert "Kernel panic" in text
     assert f"test_zz_crash_on_the_oldest[{newest.id}] PASSED" in text
     assert f"test_zzz_after_the_crash[{newest.id}] PASSED" in text
-    r.assert_outcomes(passed=8, failed=4)
+    assert f"test_bpf_fixture_skips_below_the_objects_minimum[{oldest.id}] SKIPPED" in text
+    assert f"test_bpf_fixture_skips_below_the_objects_minimum[{newest.id}] PASSED" in text
+    r.stdout.fnmatch_lines(["*needs bpf_loop helper (5.17); this kernel is 5.10*"])
+    r.assert_outcomes(passed=9, failed=4, skipped=1)
     crashed = r.stdout.str().split(f"test_zz_crash_on_the_oldest[{oldest.id}]", 1)[1]
     assert "kernel crashed" in crashed
     import json
