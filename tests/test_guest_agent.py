@@ -76,6 +76,7 @@ def test_agent_object_that_is_not_bpf(tmp_path):
     ("socket", True), ("fentry", True), ("fentry/tcp_connect", False), ("tp_btf/sched_switch", False),
     ("tracepoint/syscalls/sys_enter_openat", False), ("raw_tp", True), ("lsm/file_open", False),
     ("xdp", False), ("cgroup_skb/egress", False), ("sk_lookup", False), ("struct_ops/x", True),
+    ("uretprobe/readline", True), ("uprobe//bin/bash:readline", False),  # bashreadline's
 ])
 def test_sections_without_an_automatic_attach_point(section: str, manual: bool):
     from harness.guest.runners import manual_attach

@@ -128,7 +128,10 @@ def manual_attach(section: str) -> bool:
     """True when a program of this section has no automatic attach point: it is verified,
     and attaching is not applicable until a loader gives it a target."""
     base, _, target = section.lstrip("?").partition("/")
-    return base.startswith(_MANUAL) or (base in _TARGETED and not target)
+    # libbpf attaches a uprobe by itself only from 'uprobe/BINARY:FUNCTION'; 'uprobe/func'
+    # leaves the binary (and often the offset) to the loader, as bashreadline does
+    uprobe_without_binary = base.startswith(("uprobe", "uretprobe")) and ":" not in target
+    return base.startswith(_MANUAL) or (base in _TARGETED and not target) or uprobe_without_binary
 
 
 def _setup_note(obj: Any) -> str:
