@@ -152,6 +152,10 @@ class HostSide:
             if ev.get("type") == "report":
                 rep = self.config.hook.pytest_report_from_serializable(config=self.config,
                                                                       data=ev["data"])
+                if isinstance(rep.longrepr, list):
+                    # a skip's (path, line, reason) comes back from JSON as a list; the
+                    # terminal reporter wants the tuple (it asserted on -v/-rA before)
+                    rep.longrepr = tuple(rep.longrepr)
                 self.reports.setdefault(rep.nodeid, []).append(rep)
             elif ev.get("type") == "collect-error":
                 why = f"collection failed inside kernel {kid}: {ev['longrepr']}"
