@@ -156,6 +156,10 @@ def test_groups_inferred_and_declared():
     by = {g.programs: g for g in gs}
     assert by[("a_btf", "a_raw")].inferred and by[("f", "k")].inferred  # BTF-based first
     assert not by[("y", "x")].inferred and by[("alone",)].programs == ("alone",)
+    # two programs on the very same hook by the same mechanism both run: not alternatives
+    same = groups({"a": "tracepoint/syscalls/sys_enter_getpid",
+                   "b": "tracepoint/syscalls/sys_enter_getpid"}, [], set())
+    assert [g.programs for g in same] == [("a",), ("b",)]
 
 
 def row(name: str, status: str, section: str, cause: str = "", detail: str = "") -> Result:

@@ -16,6 +16,8 @@ tool would get.
     [[alternatives]]               # the loader uses the first of these the kernel has
     programs = ["block_rq_issue_btf", "block_rq_issue"]
 
+A kprobe or kretprobe program may also be given "/path/to/binary:symbol": loaders attach
+kprobe-type programs to uprobes that way (gethostlatency does).
 A target's form follows the program's section: a function (kprobe, kretprobe, fentry,
 fexit, fmod_ret, lsm), an event (raw_tp, tp_btf), "category/name" (tracepoint),
 "/path/to/binary:symbol" (uprobe), "/path/to/binary:provider:name" (usdt), or a software

@@ -96,7 +96,10 @@ def groups(sections: dict[str, str], declared: list[list[str]],
         if key is not None:
             by_key.setdefault(key, []).append(name)
     for key, progs in by_key.items():
-        if len(progs) > 1:
+        # alternatives hook the same thing in different ways; two programs on the very
+        # same hook by the same mechanism (two tracepoint programs of one event) both run
+        hooks = {sections[p].lstrip("?") for p in progs}
+        if len(progs) > 1 and len(hooks) == len(progs):
             # preference: BTF-based first (fentry, tp_btf), as libbpf tools try them first
             progs.sort(key=lambda p: _rank(sections[p]))
             out.append(Group(tuple(progs), True, all(p in optional for p in progs),

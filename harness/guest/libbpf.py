@@ -352,6 +352,9 @@ class Program:
         harness/bpfobj/setup.py). BTF-attached programs got theirs before load."""
         base = self.section.lstrip("?").partition("/")[0]
         what = f"attach {base} to {target}"
+        if base in ("kprobe", "kretprobe") and target.startswith("/") and ":" in target:
+            base = "uretprobe" if base == "kretprobe" else "uprobe"  # a kprobe program on a
+            # uprobe, as gethostlatency attaches its kprobe/handle_entry to libc
         if base in ("kprobe", "kretprobe"):
             return self._link(prog_attach_kprobe(self._ptr, base == "kretprobe", target.encode()),
                               what)
