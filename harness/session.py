@@ -92,7 +92,7 @@ def _with_needs(subject: Subject, obj: str | None) -> Subject:
 
     if obj:
         # an object this cannot read may still load; its cells are then not explained
-        with contextlib.suppress(ConfigError, OSError):
+        with contextlib.suppress(ConfigError, OSError, ValueError):
             subject.needs = {p.name: p for p in requirements(Path(obj))}
     return subject
 

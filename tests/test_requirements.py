@@ -217,3 +217,18 @@ def test_an_object_below_its_minimum_is_an_expected_skip_and_a_pass_there_a_back
     loop = next(r for r in res if r.subject == "o.bpf.o:uses_loop")
     assert loop.status == "pass" and "below its predicted minimum 5.17: a backport of " \
         "bpf_loop helper (5.17)" in loop.detail
+
+
+def test_a_damaged_btf_is_a_clear_error(obj: Path, monkeypatch: pytest.MonkeyPatch):
+    from harness.bpfobj import btf as btfmod
+    from harness.bpfobj import requirements as req
+    from harness.errors import ConfigError
+
+    damaged = req.read_object(obj)
+    assert damaged.btf is not None
+    # a .maps variable whose type id points outside the table
+    sec = next(t for t in damaged.btf.of_kind(btfmod.DATASEC) if t.name == ".maps")
+    sec.members[0].type = 10**6
+    monkeypatch.setattr(req, "read_object", lambda _p: damaged)
+    with pytest.raises(ConfigError, match="BTF is damaged"):
+        requirements(obj)

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..versions import KernelVersion
 from . import btf as btfmod
 from .elf import ObjectInfo, read_object
@@ -195,11 +196,14 @@ def requirements(path: Path) -> list[ProgramNeeds]:
     minimum kernel. Raises ConfigError for a file that is not a BPF object."""
     info = read_object(path)
     kconfig = set()
-    if info.btf is not None:
-        for sec in info.btf.named(".kconfig", btfmod.DATASEC):
-            kconfig |= {info.btf[m.type].name for m in sec.members}
+    try:
+        if info.btf is not None:
+            for sec in info.btf.named(".kconfig", btfmod.DATASEC):
+                kconfig |= {info.btf[m.type].name for m in sec.members}
+        maps = _map_types(info)
+    except btfmod.BTFError as e:  # a type id outside the table: a damaged object
+        raise ConfigError(f"{path}: its BTF is damaged ({e}); rebuild the object") from e
     usage = program_usage(path, kconfig)
-    maps = _map_types(info)
     helpers = helper_names()
     btf_kinds = _btf_kinds(info)
     out = []
