@@ -231,10 +231,10 @@ def _explain(kernel: KernelSpec, subjects: list[Subject], results: list[Result])
                 continue
             top = max(progs, key=lambda p: KernelVersion.parse(p.min_kernel))
             r.predicted = top.min_kernel
-            below = _older(kernel.version, KernelVersion.parse(top.min_kernel))
+            below = kernel.version.below_line(KernelVersion.parse(top.min_kernel))
             # every need this kernel is older than, newest first
             newer = sorted({n for p in progs for n in p.needs if n.version is not None
-                            and _older(kernel.version, n.version)},
+                            and kernel.version.below_line(n.version)},
                            key=lambda n: (n.version, n.kind, n.name), reverse=True)
             needs = ", ".join(n.describe() for n in newer)
             refused = r.status in ("reject", "fail") or (
@@ -252,11 +252,6 @@ def _explain(kernel: KernelSpec, subjects: list[Subject], results: list[Result])
             elif r.status in ("reject", "fail") and not below and \
                     r.cause not in ("hook-missing", "needs-setup", "behaviour-failure"):
                 r.unexplained = True
-
-
-def _older(kernel: KernelVersion, since: KernelVersion) -> bool:
-    """Below a feature's release line (5.10.223 is not below 5.10)."""
-    return (kernel.major, kernel.minor) < (since.major, since.minor)
 
 
 def _classify(results: list[Result]) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, tools
+from .bpfobj.elf import ObjectInfo
 from .build.compile import compile_bpf
 from .build.skeleton import embedded_objects, is_bpf_object
 from .build.vmlinux import vmlinux_header
@@ -81,19 +82,21 @@ def _with_setup(subject: Subject, source: Path, setup: Path | None) -> Subject:
 
     found = find_setup(source, setup)
     obj = subject.task.get("path")
+    info = None
     if found is not None and obj:
-        subject.task["setup"] = resolve(load_setup(found), read_object(Path(obj)))
-    return _with_needs(subject, obj)
+        info = read_object(Path(obj))  # read once: for the set-up and for the needs
+        subject.task["setup"] = resolve(load_setup(found), info)
+    return _with_needs(subject, obj, info)
 
 
-def _with_needs(subject: Subject, obj: str | None) -> Subject:
+def _with_needs(subject: Subject, obj: str | None, info: ObjectInfo | None = None) -> Subject:
     """What each program needs, read from the object, so that cells can be explained."""
     from .bpfobj.requirements import requirements
 
     if obj:
         # an object this cannot read may still load; its cells are then not explained
         with contextlib.suppress(ConfigError, OSError, ValueError):
-            subject.needs = {p.name: p for p in requirements(Path(obj))}
+            subject.needs = {p.name: p for p in requirements(Path(obj), info)}
     return subject
 
 

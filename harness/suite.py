@@ -39,8 +39,7 @@ class ProgramDecl:
         Below the declared minimum (compared on major.minor), or built without a declared
         kernel option (when the kernel's config is known).
         """
-        if self.min_kernel is not None and (version.major, version.minor) < (
-                self.min_kernel.major, self.min_kernel.minor):
+        if self.min_kernel is not None and version.below_line(self.min_kernel):
             return f"needs {self.feature or 'a newer kernel'} (>= {self.min_kernel.line})"
         if config is not None:
             missing = [c for c in self.kernel_config if config.get(c) not in ("y", "m")]

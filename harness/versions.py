@@ -38,6 +38,11 @@ class KernelVersion:
     def line(self) -> str:
         return f"{self.major}.{self.minor}"
 
+    def below_line(self, other: KernelVersion) -> bool:
+        """Older than other's release line, compared on major.minor: 5.10.223 is not below
+        5.10, 5.10.223 is below 5.17.0."""
+        return (self.major, self.minor) < (other.major, other.minor)
+
     def __str__(self) -> str:
         return f"{self.major}.{self.minor}.{self.patch}"
 

@@ -191,10 +191,11 @@ def _btf_kinds(info: ObjectInfo) -> list[str]:
     return [v for k, v in named.items() if k in kinds]
 
 
-def requirements(path: Path) -> list[ProgramNeeds]:
+def requirements(path: Path, info: ObjectInfo | None = None) -> list[ProgramNeeds]:
     """Per program of the object at path (a compiled .bpf.o), what it needs and its
-    minimum kernel. Raises ConfigError for a file that is not a BPF object."""
-    info = read_object(path)
+    minimum kernel; info: the object as read_object read it, when the caller has it.
+    Raises ConfigError for a file that is not a BPF object."""
+    info = info or read_object(path)
     kconfig = set()
     try:
         if info.btf is not None:
@@ -279,12 +280,11 @@ def check_declaration(subject: str, declared: KernelVersion | None, feature: str
     if declared is None or top is None:
         return None
     inferred = KernelVersion.parse(top.min_kernel)
-    d, i = (declared.major, declared.minor), (inferred.major, inferred.minor)
     because = ", ".join(n.describe() for n in top.because)
-    if d < i:
+    if declared.below_line(inferred):
         return (f"{subject}: declares min_kernel {declared.line} but its object needs "
                 f"{because}: fix program.toml")
-    if d > i:
+    if inferred.below_line(declared):
         why = f" (declared for: {feature})" if feature else ": say why in program.toml (feature)"
         return (f"{subject}: declares min_kernel {declared.line}, above the {inferred.line} "
                 f"its object needs{why}")

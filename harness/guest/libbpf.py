@@ -71,6 +71,9 @@ prog_attach_uprobe_opts = _fn("bpf_program__attach_uprobe_opts", c_void_p, c_voi
 prog_attach_usdt = _fn("bpf_program__attach_usdt", c_void_p, c_void_p, c_int, c_char_p,
                        c_char_p, c_char_p, c_void_p)
 prog_attach_perf_event = _fn("bpf_program__attach_perf_event", c_void_p, c_void_p, c_int)
+# the set-up attributes a map takes before load, by their set-up file names
+MAP_SETTERS = {"max_entries": map_set_max_entries, "value_size": map_set_value_size,
+               "key_size": map_set_key_size}
 map_lookup = _fn("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 map_update = _fn("bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, ctypes.c_uint64)
 map_delete = _fn("bpf_map_delete_elem", c_int, c_int, c_void_p)
@@ -584,32 +587,30 @@ class BpfObject:
         """Give maps declared without a size the size a loader would give them before
         load (see default_sizes); returns what was set, for the report."""
         notes = []
+        for m in self._map_ptrs():
+            for attr, value in default_sizes(map_type(m), map_value_size(m), map_max_entries(m)):
+                if MAP_SETTERS[attr](m, value) == 0:
+                    notes.append(f"map '{map_name(m).decode()}' {attr}={value}")
+        return notes
+
+    def _map_ptrs(self) -> Iterator[int]:
+        """Every map of the object, as libbpf's struct bpf_map pointers."""
         m = next_map(self._ptr, None)
         while m:
-            for attr, value in default_sizes(map_type(m), map_value_size(m), map_max_entries(m)):
-                setter = map_set_value_size if attr == "value_size" else map_set_max_entries
-                if setter(m, value) == 0:
-                    notes.append(f"map '{map_name(m).decode()}' {attr}={value}")
+            yield m
             m = next_map(self._ptr, m)
-        return notes
 
     def apply_setup(self, setup: dict) -> list[str]:
         """What a loader does before load, from the set-up file (resolved on the host):
         map sizes, variable values, attach targets of BTF-attached programs. Returns
         what was set, for the report."""
         notes = []
-        maps = {}
-        m = next_map(self._ptr, None)
-        while m:
-            maps[map_name(m).decode()] = m
-            m = next_map(self._ptr, m)
-        setters = {"max_entries": map_set_max_entries, "value_size": map_set_value_size,
-                   "key_size": map_set_key_size}
+        maps = {map_name(m).decode(): m for m in self._map_ptrs()}
         for name, attrs in setup.get("maps", {}).items():
             if name not in maps:
                 raise StageError("open", errno.ENOENT, f"set-up: no map '{name}' in the object")
             for attr, value in attrs.items():
-                rc = setters[attr](maps[name], value)
+                rc = MAP_SETTERS[attr](maps[name], value)
                 if rc != 0:
                     raise StageError("open", abs(rc), f"set-up: map '{name}' {attr}={value}: "
                                      f"{_errno_text(rc)}")
@@ -645,11 +646,9 @@ class BpfObject:
         if rc != 0:
             msgs = messages().take()
             raise StageError("load", rc, "; ".join(m.strip() for m in msgs[-3:]) or _errno_text(rc))
-        m = next_map(self._ptr, None)
-        while m:
+        for m in self._map_ptrs():
             mp = Map(m)
             self.maps[mp.name] = mp
-            m = next_map(self._ptr, m)
 
     def ringbuf(self, map_name: str) -> RingBuffer:
         rb = RingBuffer(self.maps[map_name])

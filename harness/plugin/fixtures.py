@@ -192,7 +192,7 @@ def _below_minimum(obj: str) -> str | None:
     if top is None:
         return None
     here, need = KernelVersion.parse(os.uname().release), KernelVersion.parse(top.min_kernel)
-    if (here.major, here.minor) >= (need.major, need.minor):
+    if not here.below_line(need):
         return None
     return f"needs {', '.join(n.describe() for n in top.because)}; this kernel is {here.line}"
 

@@ -31,7 +31,7 @@ class SkipDecision:
 def min_kernel_decision(kernel: KernelRef, minimum: str, feature: str | None) -> SkipDecision:
     """Below the minimum (compared on major.minor): skip naming the feature; else run."""
     need = KernelVersion.parse(minimum)
-    if (kernel.version.major, kernel.version.minor) < (need.major, need.minor):
+    if kernel.version.below_line(need):
         what = feature or "a newer kernel"
         return SkipDecision(True, f"needs {what} (>= {minimum}); kernel {kernel.id} is "
                                   f"{kernel.release}")

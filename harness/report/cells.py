@@ -86,9 +86,7 @@ def causes(results: list[Result]) -> list[tuple[str, int, str]]:
 
 
 def verdict_line(report: Report) -> str:
-    counted = [r for r in report.results if r.expected != "info"]
-    good = sum(r.meets_expectation for r in counted)
-    total = len(counted)
+    good, total = report.counts()
     verdict = "OK" if report.ok else "NOT OK"
     extra = " (interrupted: results are partial)" if report.interrupted else ""
     rows = ""
@@ -114,7 +112,7 @@ def predictions(report: Report) -> list[str]:
             continue
         p = KernelVersion.parse(pred)
         passing = [k for k, r in zip(order, rows, strict=True) if r is not None and r.status == "pass"]
-        below = [k.id for k in passing if (k.kversion.major, k.kversion.minor) < (p.major, p.minor)]
+        below = [k.id for k in passing if k.kversion.below_line(p)]
         late = passing[:1] != order[:1]
         if not (below or late or p > order[0].kversion):
             continue
