@@ -35,13 +35,30 @@ def _common(p: argparse.ArgumentParser, kernels: bool = True) -> None:
     p.add_argument("--mirror", help="Debian archive URL (default: from the host's apt sources)")
     p.add_argument("--security-mirror", help="Debian security archive URL")
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="VM acceleration")
-    p.add_argument("-j", "--jobs", type=int, help="kernels booted in parallel")
+    p.add_argument("-j", "--jobs", type=_count, metavar="N|auto",
+                   help="kernels booted in parallel (default: auto, from the cores, the "
+                        "accelerator and memory)")
+    p.add_argument("--cpus", type=_count, metavar="N|auto",
+                   help="vCPUs per guest (default: auto, the cores shared among the guests)")
     p.add_argument("--memory", help="guest memory (default 2G)")
     p.add_argument("--vm-timeout", type=float, help="seconds one VM may run")
     p.add_argument("--check-timeout", type=float, help="seconds one check may run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     if kernels:
         _report_outputs(p)
+
+
+def _count(text: str) -> int:
+    """A positive number, or auto (0)."""
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number, or auto")
+    return n
 
 
 def _lock_options(p: argparse.ArgumentParser) -> None:
@@ -171,6 +188,7 @@ def _config(args: argparse.Namespace) -> Config:
         security_mirror=getattr(args, "security_mirror", None),
         accel=getattr(args, "accel", None),
         jobs=getattr(args, "jobs", None),
+        cpus=getattr(args, "cpus", None),
         memory=getattr(args, "memory", None),
         vm_timeout=getattr(args, "vm_timeout", None),
         check_timeout=getattr(args, "check_timeout", None),

@@ -9,7 +9,10 @@ Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
                        see harness.paths)
 - ``keyring``          OpenPGP keyring for the archive's InRelease
 - ``accel``            auto | kvm | tcg
-- ``jobs``             kernels booted in parallel
+- ``jobs``             kernels booted in parallel: a number, or auto (the default: from the
+                       cores, the accelerator and memory; see harness.vm.plan)
+- ``cpus``             vCPUs per guest: a number, or auto (the default: the cores shared
+                       among the guests booted at once, at most 2)
 - ``memory``           guest memory, e.g. 2G
 - ``vm_timeout``       seconds one VM may run (default: 300 + the checks' own timeouts)
 - ``check_timeout``    seconds one check may run inside the guest
@@ -51,9 +54,9 @@ class Config:
     catalog: Path = data_dir() / "kernels"
     keyring: Path = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
     accel: str = "auto"
-    jobs: int = 1
+    jobs: int = 0  # 0: auto
     memory: str = "2G"
-    cpus: int = 2
+    cpus: int = 0  # 0: auto
     vm_timeout: float = 0.0  # 0: boot allowance plus the sum of the checks' timeouts
     check_timeout: float = 180.0
     stall_timeout: float = 0.0  # 0: 60 s under TCG, 30 s with KVM
@@ -74,6 +77,7 @@ class Config:
 
 
 _TYPES = {f.name: f.type for f in fields(Config)}
+AUTO_KEYS = ("jobs", "cpus")  # a number, or "auto" (0)
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
@@ -82,7 +86,12 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
         if t in ("Path", "Path | None"):
             return Path(str(value)).expanduser()
         if t == "int":
-            return int(value)
+            if key in AUTO_KEYS and str(value).strip().lower() == "auto":
+                return 0
+            n = int(value)
+            if key in AUTO_KEYS and n < 1:
+                raise ValueError("give a positive number, or auto")
+            return n
         if t == "float":
             return float(value)
         if t == "tuple[str, ...]":  # a TOML list, or comma-separated in the environment

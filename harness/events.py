@@ -12,6 +12,18 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class RunPlanned:
+    """How the run uses the machine, before the first VM boots (vm.plan)."""
+
+    kernel: str  # "" : the whole run
+    kernels: int
+    jobs: int
+    cpus: int
+    accel: str
+    why: str
+
+
+@dataclass(frozen=True)
 class BootStarted:
     kernel: str
     release: str
@@ -63,7 +75,7 @@ class VMEnded:
     cells: int
 
 
-Event = BootStarted | AgentUp | ChecksPlanned | CheckStarted | CheckFinished | Note | VMEnded
+Event = RunPlanned | BootStarted | AgentUp | ChecksPlanned | CheckStarted | CheckFinished | Note | VMEnded
 Listener = Callable[[Event], None]
 
 

@@ -155,6 +155,8 @@ class Report:
     interrupted: bool = False
     per_program: bool = False  # program rows carry the verdict, not object rows
     notes: list[str] = field(default_factory=list)  # about the run (declarations checked)
+    # how the run used the machine: VMs at once, vCPUs each, accelerator, cores, why
+    run: dict[str, Any] = field(default_factory=dict)
 
     def view(self, per_program: bool) -> Report:
         """The same results with the verdict on program rows (True) or object rows."""
@@ -202,7 +204,7 @@ class Report:
         meta = {"schema_version": self.schema_version, "harness_version": self.harness_version,
                 "command": list(self.command), "interrupted": self.interrupted,
                 "per_program": self.per_program, "notes": list(self.notes),
-                "loaders": dict(self.loaders)}
+                "loaders": dict(self.loaders), "run": dict(self.run)}
         return {**meta, **d}
 
     def to_json(self) -> str:
@@ -245,6 +247,7 @@ class Report:
             interrupted=bool(d.get("interrupted", False)),
             per_program=bool(d.get("per_program", False)),
             notes=list(d.get("notes", [])),
+            run=dict(d.get("run", {})),
         )
 
     @classmethod

@@ -24,7 +24,7 @@ from .bpfobj import verdict
 from .classify import classify
 from .config import Config
 from .errors import ConfigError
-from .events import BootStarted, Listener, Note, VMEnded, from_guest
+from .events import BootStarted, Listener, Note, RunPlanned, VMEnded, from_guest
 from .kernels.cache import Cache
 from .kernels.fetch import in_use_name
 from .kernels.model import KernelSpec
@@ -36,6 +36,8 @@ from .versions import KernelVersion
 from .vm.accel import choose_accel
 from .vm.backend import LIVE, Backend, VMOutcome, VMRequest, events_file
 from .vm.console import crash_headline, find_crash, find_splats
+from .vm.plan import Plan, available_memory_mb, host_cores, memory_mb
+from .vm.plan import choose as choose_plan
 from .vm.shared import GUEST_FILE_LIMIT, read_guest_bytes
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -410,7 +412,10 @@ def run_one(
     workdir: Path,
     listener: Listener,
     accel: str,
+    cpus: int = 0,
 ) -> KernelRun:
+    """One kernel's VM with every subject in it; cpus 0: as many as a lone guest gets."""
+    cpus = cpus or plan_vms(accel, 1, config).cpus
     safe = kernel.id.replace("/", "_")
     rundir = workdir / safe
     if rundir.exists():
@@ -440,7 +445,7 @@ def run_one(
         append += [p for p in s.boot_params if p not in append]
     with Cache(config.cache_dir).shared(in_use_name(kernel.release)):  # prune keeps it
         booted = _boot(kernel, rundir, job_path, config, backend, listener, accel, network,
-                       vm_timeout, tuple(append), len(subjects))
+                       vm_timeout, tuple(append), len(subjects), cpus)
     outcome, accel, req, retries, events = booted
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
@@ -454,7 +459,7 @@ def run_one(
 
 def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, backend: Backend,
           listener: Listener, accel: str, network: bool, vm_timeout: float,
-          append: tuple[str, ...], checks: int
+          append: tuple[str, ...], checks: int, cpus: int
           ) -> tuple[VMOutcome, str, VMRequest, list[str], list[dict]]:
     """One VM run of the job. A KVM boot that never reaches the agent is retried under
     TCG; a kernel that crashes before the agent starts (seen under TCG: an int3 Oops while
@@ -468,7 +473,7 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
         listener(BootStarted(kernel.id, kernel.release, attempt_accel, checks))
         command = guest_command(job_path, guest_pythonpath(config.cache_dir))
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(command),
-                        accel=attempt_accel, memory=config.memory, cpus=config.cpus,
+                        accel=attempt_accel, memory=config.memory, cpus=cpus,
                         network=network, timeout=vm_timeout, append=append,
                         stall=stall_limit(config, attempt_accel))
         req.events_path.unlink(missing_ok=True)
@@ -502,14 +507,16 @@ def run_kernels(
     backend: Backend,
     workdir: Path,
     listener: Listener,
-) -> tuple[list[KernelRun], bool]:
+) -> tuple[list[KernelRun], bool, Plan]:
     accel = choose_accel(config.accel) if backend.name == "vng" else "tcg"
+    plan = plan_vms(accel, len(kernels), config)
+    listener(RunPlanned("", len(kernels), plan.jobs, plan.cpus, plan.accel, plan.why))
     workdir.mkdir(parents=True, exist_ok=True)
     runs: list[KernelRun] = []
     interrupted = False
-    pool = ThreadPoolExecutor(max_workers=max(1, config.jobs))
-    futures = [pool.submit(run_one, k, subjects, config, backend, workdir, listener, accel)
-               for k in kernels]
+    pool = ThreadPoolExecutor(max_workers=plan.jobs)
+    futures = [pool.submit(run_one, k, subjects, config, backend, workdir, listener, accel,
+                           plan.cpus) for k in kernels]
     try:
         for k, f in zip(kernels, futures, strict=True):
             while True:
@@ -525,7 +532,17 @@ def run_kernels(
                     break
     finally:
         pool.shutdown(wait=not LIVE.stopping.is_set(), cancel_futures=True)
-    return runs, interrupted
+    return runs, interrupted, plan
+
+
+def plan_vms(accel: str, kernels: int, config: Config) -> Plan:
+    """How many VMs at once and how many vCPUs each, for this machine (vm.plan)."""
+    try:
+        guest_mb = memory_mb(config.memory)
+    except ValueError as e:
+        raise ConfigError(f"memory: {e}") from e
+    return choose_plan(accel, kernels, host_cores(), available_memory_mb(), guest_mb,
+                       jobs=config.jobs, cpus=config.cpus)
 
 
 def _failed_run(kernel: KernelSpec, subjects: list[Subject], e: Exception) -> KernelRun:

@@ -6,7 +6,8 @@ Used by the CLI and the pytest plugin alike.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from . import __version__, tools
@@ -15,11 +16,11 @@ from .build.compile import compile_bpf
 from .build.skeleton import embedded_objects, is_bpf_object
 from .build.vmlinux import vmlinux_header
 from .config import Config
-from .errors import CompileError, ConfigError
+from .errors import CompileError, ConfigError, HarnessError
 from .kernels.cache import Cache
-from .kernels.catalog import load_catalog, parse_kernel_ids
-from .kernels.fetch import prepare, prepare_locked
-from .kernels.lock import read_lock
+from .kernels.catalog import KernelRequest, load_catalog, parse_kernel_ids
+from .kernels.fetch import CANCEL, prepare, prepare_locked
+from .kernels.lock import LockedKernel, read_lock
 from .kernels.model import KernelSpec
 from .report.progress import Progress
 from .results import Report
@@ -27,10 +28,13 @@ from .runner import Subject, new_workdir, run_kernels
 from .suite import ProgramDecl, discover
 from .vm.backend import Backend, VngBackend
 
+FETCH_JOBS = 4  # kernels fetched and verified at once
+
 
 def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progress,
                     lock: Path | None = None) -> list[KernelSpec]:
-    """The kernels for ids (default: the 'default' set), ready to boot.
+    """The kernels for ids (default: the 'default' set), ready to boot, fetched and
+    verified side by side (the downloads wait on the network, the checksums on the disk).
 
     With a lock file (lock, else config.lock) exactly the builds it pins: every locked id
     when ids is None, else only ids present in it (another id is a ConfigError).
@@ -38,23 +42,50 @@ def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progr
     catalog = load_catalog(config.catalog)
     Cache(config.cache_dir).hold_active()  # downloads in progress are not prune's leftovers
     lock = lock or config.lock
+    jobs: list[tuple[str, Callable[[], KernelSpec], str]] = []
     if lock is not None:
-        locked = read_lock(lock)
-        out = []
-        for lk in locked.select(ids, catalog):
-            progress.kernel(lk.id, "fetch", f"locked build {lk.release} ({lk.origin})")
-            k = prepare_locked(lk, config, progress=progress.download, lock_path=lock)
-            progress.kernel(lk.id, "ready", f"{k.release} ({k.origin}, locked)")
+        for lk in read_lock(lock).select(ids, catalog):
+            def locked(lk: LockedKernel = lk) -> KernelSpec:
+                return prepare_locked(lk, config, progress=progress.download, lock_path=lock)
+            jobs.append((lk.id, locked, f"locked build {lk.release} ({lk.origin})"))
+    else:
+        for req in parse_kernel_ids(ids or "default", catalog):
+            def fetched(req: KernelRequest = req) -> KernelSpec:
+                return prepare(req, catalog, config, progress=progress.download)
+            jobs.append((req.id, fetched, "" if req.kind == "local" else
+                         "resolving in the signed archive index"))
+    for kid, _, what in jobs:
+        if what:
+            progress.kernel(kid, "fetch", what)
+    return _in_parallel(jobs, progress, locked=lock is not None)
+
+
+def _in_parallel(jobs: list[tuple[str, Callable[[], KernelSpec], str]], progress: Progress,
+                 locked: bool) -> list[KernelSpec]:
+    """Every job's kernel, in the jobs' order; the first failure (in that order) is raised
+    once all have ended, and Ctrl-C stops the downloads under way."""
+    if not jobs:
+        return []
+    pool = ThreadPoolExecutor(max_workers=min(FETCH_JOBS, len(jobs)),
+                              thread_name_prefix="fetch")
+    futures = [pool.submit(fn) for _, fn, _ in jobs]
+    out: list[KernelSpec] = []
+    try:
+        for (kid, _, _), f in zip(jobs, futures, strict=True):
+            try:
+                k = f.result()
+            except HarnessError:
+                for other in futures:
+                    other.cancel()
+                wait(futures)
+                raise
+            progress.kernel(kid, "ready", f"{k.release} ({k.origin}{', locked' if locked else ''})")
             out.append(k)
-        return out
-    reqs = parse_kernel_ids(ids or "default", catalog)
-    out = []
-    for req in reqs:
-        if req.kind != "local":
-            progress.kernel(req.id, "fetch", "resolving in the signed archive index")
-        k = prepare(req, catalog, config, progress=progress.download)
-        progress.kernel(req.id, "ready", f"{k.release} ({k.origin})")
-        out.append(k)
+    except KeyboardInterrupt:
+        CANCEL.set()  # each download ends at its next chunk
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
@@ -246,9 +277,10 @@ def execute(
     backend = backend or VngBackend()
     workdir = workdir or new_workdir(config)
     progress.note(f"run directory: {workdir}")
-    runs, interrupted = run_kernels(kernels, subjects, config, backend, workdir, progress.event)
+    runs, interrupted, plan = run_kernels(kernels, subjects, config, backend, workdir,
+                                          progress.event)
     report = Report(command=list(command), interrupted=interrupted,
-                    notes=declaration_notes(subjects))
+                    notes=declaration_notes(subjects), run=plan.to_dict())
     report.loaders = host_loaders()
     for run in runs:
         report.kernels.append(run.info)

@@ -15,6 +15,7 @@ from harness.events import (
     CheckFinished,
     ChecksPlanned,
     CheckStarted,
+    RunPlanned,
     VMEnded,
     from_guest,
 )
@@ -77,3 +78,30 @@ def test_progress_lines_count_checks_and_show_failures():
     quiet = io.StringIO()
     Progress(stream=quiet, quiet=True).event(BootStarted("7.3", "7.3.4", "tcg", 1))
     assert quiet.getvalue() == ""
+
+
+def test_on_a_terminal_a_status_line_names_each_kernels_running_check():
+    out = io.StringIO()
+    p = Progress(stream=out, tty=True)
+    p.event(RunPlanned("", 2, 2, 1, "tcg", "2 core(s), tcg: 1 core(s) per guest"))
+    p.event(BootStarted("5.10", "5.10.0", "tcg", 2))
+    p.event(BootStarted("7.3", "7.3.4", "tcg", 2))
+    p.event(CheckStarted("5.10", "networking/tc_classify"))
+    p.event(CheckStarted("7.3", "observability/exec_trace"))
+    status = out.getvalue().rsplit("\r\x1b[2K", 1)[1]
+    assert "5.10 0/2 networking/tc_classify 0s" in status
+    assert "7.3 0/2 observability/exec_trace 0s" in status
+    p.event(CheckFinished("5.10", "networking/tc_classify", "fail", "no packet", 1.0))
+    text = out.getvalue()
+    assert "2 kernel(s), 2 at a time, 1 vCPU(s) each" in text
+    assert "[1/2] fail    networking/tc_classify 1.0s: no packet\n" in text
+    p.event(VMEnded("5.10", 3.0, 1, 2))
+    p.event(VMEnded("7.3", 3.0, 2, 2))
+    assert out.getvalue().endswith("\r\x1b[2K")  # nothing left running: the status line goes
+    # not a terminal (a CI log): lines only, no control characters
+    plain = io.StringIO()
+    q = Progress(stream=plain, tty=False)
+    q.event(BootStarted("5.10", "5.10.0", "tcg", 1))
+    q.event(CheckStarted("5.10", "a"))
+    q.event(CheckFinished("5.10", "a", "pass", "", 0.1))
+    assert "\x1b" not in plain.getvalue() and "\r" not in plain.getvalue()

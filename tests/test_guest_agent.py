@@ -92,3 +92,69 @@ def test_sizes_a_loader_would_give():
     assert default_sizes(27, 0, 0) == [("max_entries", 256 << 10)]  # ring buffer
     assert default_sizes(1, 4, 0) == [("max_entries", 10240)]  # hash
     assert default_sizes(4, 4, 0) == []  # perf event array: libbpf sizes it to the CPUs
+
+
+def test_checks_and_scripts_are_run_with_their_imports_preloaded_once(tmp_path):
+    """The agent imports what checks and BCC scripts import before it forks them (once per
+    VM, not once per check), leaves out what it cannot import, and the script still runs
+    as `python3 SCRIPT ARGS` would: argv, __main__, exit status, output, atexit."""
+    script = tmp_path / "tool.py"
+    script.write_text(
+        "import sys, atexit, json\n"
+        "try:\n    import no_such_module_anywhere\nexcept ImportError:\n    pass\n"
+        "atexit.register(lambda: print('cleaned up'))\n"
+        "print('preloaded:', 'json' in sys.modules, sys.argv[1:], __name__)\n"
+        "if __name__ == '__main__':\n    sys.exit(int(sys.argv[1]))\n")
+    crash = tmp_path / "crash.py"
+    crash.write_text("def f():\n    raise ValueError('boom')\nf()\n")
+    tasks = [
+        {"kind": "bcc", "subject": "ok", "script": str(script), "args": ["0"]},
+        {"kind": "bcc", "subject": "three", "script": str(script), "args": ["3"]},
+        {"kind": "bcc", "subject": "crash", "script": str(crash)},
+    ]
+    ev = run_agent(tmp_path, tasks)
+    (pre,) = [e for e in ev if e["event"] == "preload"]
+    assert "json" in pre["modules"] and "atexit" in pre["modules"]
+    assert "no_such_module_anywhere" not in pre["modules"]
+    res = {e["subject"]: e for e in ev if e["event"] == "result"}
+    assert res["ok"]["status"] == "pass"
+    assert "preloaded: True ['0'] __main__" in res["ok"]["output"]
+    assert "cleaned up" in res["ok"]["output"]
+    assert res["three"]["status"] == "fail" and res["three"]["exit_code"] == 3
+    assert res["crash"]["status"] == "fail" and res["crash"]["exit_code"] == 1
+    # python3's own traceback: the script's frames, not the agent's
+    assert "ValueError: boom" in res["crash"]["output"]
+    assert "crash.py\", line 2, in f" in res["crash"]["output"]
+    assert "runners.py" not in res["crash"]["output"]
+
+
+def test_a_script_stopped_with_sigint_after_alive_passes(tmp_path):
+    script = tmp_path / "tracer.py"
+    script.write_text("import time\ntry:\n    while True:\n        time.sleep(0.05)\n"
+                      "except KeyboardInterrupt:\n    print('detached')\n")
+    ev = run_agent(tmp_path, [{"kind": "bcc", "subject": "t", "script": str(script),
+                               "alive": 0.5}])
+    (r,) = [e for e in ev if e["event"] == "result"]
+    assert r["status"] == "pass" and "SIGINT" in r["detail"] and "detached" in r["output"]
+
+
+def test_imports_of_reads_absolute_imports_only(tmp_path):
+    from harness.guest.agent import imports_of, preload
+
+    f = tmp_path / "check.py"
+    f.write_text("from __future__ import annotations\nimport os, json as j\n"
+                 "from pyroute2 import IPRoute\nfrom . import sibling\n"
+                 "def f():\n    import struct\n")
+    assert imports_of(str(f)) == ["os", "json", "pyroute2", "struct"]
+    assert imports_of(str(tmp_path / "missing.py")) == []
+    loaded, seconds = preload(["json", "no_such_module_anywhere", "struct"])
+    assert loaded == ["json", "struct"] and seconds >= 0
+
+
+def test_bcc_version_is_read_without_importing_bcc():
+    code = ("import sys; from harness.guest import runners; v = runners.bcc_version(); "
+            "print(v, 'bcc' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[1] == "False"
+    assert out[0][0].isdigit() or out[0].startswith("unavailable")

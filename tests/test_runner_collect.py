@@ -104,10 +104,15 @@ def test_run_kernels_with_fake_backend_one_vm_per_kernel(tmp_path):
 
     backend = FakeBackend(script)
     cfg = Config(cache_dir=tmp_path, jobs=2)
-    runs, interrupted = run_kernels([kspec("5.10", "5.10.0"), kspec("6.12", "6.12.1")], subjects,
-                                    cfg, backend, tmp_path / "w", lambda *a: None)
+    runs, interrupted, plan = run_kernels([kspec("5.10", "5.10.0"), kspec("6.12", "6.12.1")],
+                                          subjects, cfg, backend, tmp_path / "w", lambda *a: None)
     assert not interrupted
     assert sorted(r.kernel_id for r in backend.requests) == ["5.10", "6.12"]
+    # two guests at once, each with its share of the cores, recorded for the results
+    assert plan.jobs == 2 and not plan.auto
+    assert {r.cpus for r in backend.requests} == {plan.cpus}
+    report = Report(run=plan.to_dict())
+    assert Report.from_dict(report.to_dict()).run["jobs"] == 2
     assert all(len(r.results) == 2 and all(x.status == "pass" for x in r.results) for r in runs)
     job = (tmp_path / "w" / "5.10.job.json").read_text()
     assert '"subject": "a"' in job
@@ -307,7 +312,7 @@ def test_an_exception_in_one_kernels_worker_costs_only_that_kernel(tmp_path):
             raise RuntimeError("backend bug")
         return [BOOT, {"event": "result", "subject": "a", "status": "pass", "stage": "run"}], ""
 
-    runs, interrupted = run_kernels([kspec("5.10", "5.10.0"), kspec("6.12", "6.12.1")], subjects,
+    runs, interrupted, _ = run_kernels([kspec("5.10", "5.10.0"), kspec("6.12", "6.12.1")], subjects,
                                     Config(cache_dir=tmp_path, jobs=2), FakeBackend(script),
                                     tmp_path / "w", lambda *a: None)
     assert not interrupted and len(runs) == 2

@@ -6,9 +6,11 @@ one ``result`` event per subject.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -31,13 +33,30 @@ def loader_versions() -> dict[str, str]:
         out["libbpf"] = libbpf.version()
     except OSError as e:
         out["libbpf"] = f"unavailable: {e}"
-    try:
-        import bcc
-
-        out["bcc"] = getattr(bcc, "__version__", "installed")
-    except Exception as e:
-        out["bcc"] = f"unavailable: {type(e).__name__}"
+    out["bcc"] = bcc_version()
     return out
+
+
+def bcc_version() -> str:
+    """BCC's version read from its package, without importing it: the import loads
+    libbcc and LLVM, seconds under TCG, paid only by a VM whose checks use BCC."""
+    import re
+
+    try:
+        spec = importlib.util.find_spec("bcc")
+    except (ImportError, ValueError) as e:
+        return f"unavailable: {type(e).__name__}"
+    if spec is None or not spec.submodule_search_locations:
+        return "unavailable: ModuleNotFoundError"
+    for where in spec.submodule_search_locations:
+        try:
+            text = open(os.path.join(where, "version.py")).read()
+        except OSError:
+            continue
+        m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", text)
+        if m:
+            return m.group(1)
+    return "installed"
 
 
 def features(helper_prog_types: list[str]) -> dict:
@@ -320,17 +339,124 @@ def _tail(data: bytes, lines: int = 20) -> str:
     return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
-def run_command(task: dict, send: Send, job: dict) -> None:
-    """Any command as root. Pass on exit 0, or (with alive) when still running after it."""
+class Forked:
+    """A function run in a fork of this process, in a session of its own, its output (fd 1
+    and 2) read through a pipe: for run_command, the same handle as a Popen (pid,
+    communicate, returncode)."""
+
+    def __init__(self, target: Callable[[], int], cwd: str, env: dict[str, str]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(w, 1)
+                os.dup2(w, 2)
+                os.close(r)
+                os.chdir(cwd)
+                os.environ.clear()
+                os.environ.update(env)
+                code = target()
+            except BaseException:  # printed, as python3 would print it
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                with contextlib.suppress(BaseException):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+        os.close(w)
+        self.pid = pid
+        self.returncode: int | None = None
+        self._r: int | None = r
+        self._out = bytearray()
+
+    def communicate(self, timeout: float | None = None) -> tuple[bytes, None]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._r is not None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired("script", timeout or 0)
+            if not select.select([self._r], [], [], left)[0]:
+                continue
+            chunk = os.read(self._r, 65536)
+            if not chunk:
+                os.close(self._r)
+                self._r = None
+                break
+            self._out += chunk
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return bytes(self._out), None
+
+
+def run_script(script: str, args: list[str]) -> int:
+    """A Python script as `python3 SCRIPT ARGS` would run it (argv, its directory first on
+    the path, __main__, exit status, atexit handlers), in this process. In a Forked child
+    of the agent it finds the modules the agent preloaded (bcc) already imported."""
+    import atexit
+    import runpy
+
+    sys.argv = [script, *args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    code = 0
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        _print_from(script)
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)  # as python3 ends on an uncaught Ctrl-C
+    except Exception:
+        _print_from(script)  # the traceback python3 would print: from the script down
+        code = 1
+    atexit._run_exitfuncs()
+    return code & 0xFF
+
+
+def _print_from(script: str) -> None:
+    import traceback
+
+    _, e, tb = sys.exc_info()
+    while tb is not None and tb.tb_frame.f_code.co_filename != script:
+        tb = tb.tb_next
+    if e is not None:
+        traceback.print_exception(type(e), e, tb)
+
+
+def run_command(task: dict, send: Send, job: dict,
+                spawn: Callable[[dict[str, str], str], Any] | None = None) -> None:
+    """Any command as root. Pass on exit 0, or (with alive) when still running after it.
+    spawn(env, cwd) starts it some other way than the task's argv (run_bcc)."""
     subject = task["subject"]
     send({"event": "start", "subject": subject})
     env = dict(os.environ, **task.get("env", {}))
+    cwd = task.get("cwd") or "/tmp"
     t0 = time.monotonic()
     alive = task.get("alive")
     limit = float(task.get("command_timeout", 600))
     try:
-        proc = subprocess.Popen(task["argv"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=env, cwd=task.get("cwd") or "/tmp", start_new_session=True)
+        if spawn is not None:
+            proc = spawn(env, cwd)
+        else:
+            proc = subprocess.Popen(task["argv"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                    start_new_session=True)
     except OSError as e:
         send(_result(subject, "fail", "run", f"cannot start {task['argv'][0]}: {e.strerror}"))
         return
@@ -370,7 +496,10 @@ def run_command(task: dict, send: Send, job: dict) -> None:
 
 
 def run_bcc(task: dict, send: Send, job: dict) -> None:
-    """A BCC program: its Python file is run with the system python3 (python3-bpfcc)."""
+    """A BCC program: its Python file run as the system python3 (python3-bpfcc) would run
+    it, in a fork of the agent, where bcc (libbcc, LLVM) is already loaded."""
     task = dict(task)
-    task["argv"] = [sys.executable, task["script"], *task.get("args", [])]
-    run_command(task, send, job)
+    script, args = task["script"], [str(a) for a in task.get("args", [])]
+    task["argv"] = [sys.executable, script, *args]
+    run_command(task, send, job,
+                spawn=lambda env, cwd: Forked(lambda: run_script(script, args), cwd, env))

@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -62,6 +63,9 @@ IMAGE_FAMILIES = ("linux-image-", "linux-binary-", "linux-modules-", "linux-base
 HEADER_FAMILIES = ("linux-headers-",)
 TREE_FORMAT = 2  # bump when the layout of prepared trees changes
 TREE_META = ".harness-tree.json"
+
+
+CANCEL = threading.Event()  # set on Ctrl-C: downloads under way stop at their next chunk
 
 
 class _Absent(MirrorError):
@@ -152,6 +156,8 @@ class Archive:
                                     f"{url}: the mirror sent more than the {cap} bytes "
                                     f"{'the signed index gives' if expected else 'allowed'}; "
                                     "refusing it (a wrong or hostile mirror?)")
+                            if CANCEL.is_set():
+                                raise KeyboardInterrupt
                             if time.monotonic() > deadline:
                                 raise MirrorError(f"{url}: not downloaded within "
                                                   f"{download_deadline(cap):.0f}s; {HOW_TO_SET}")
