@@ -1,14 +1,19 @@
-"""How much the harness costs over a hand-written VM run, measured side by side.
+"""What the harness costs, and what its parallelism gains, measured side by side.
 
-For each kernel: a hand-written baseline (vng with the harness's own options, bpffs
+    .venv/bin/python benchmarks/bench.py [--kernels 5.10,6.12] [--objects 15]
+                                         [--slice] [--matrix] [--plugin] [--json bench.json]
+
+Always, per kernel: a hand-written baseline (vng with the harness's own options, bpffs
 mounted, `bpftool prog loadall` on every object) and `ebpf-harness check` on the same
-objects, each timed as wall clock, and their ratio. With --matrix, also the default
-matrix with -j 1 and -j 2. Prints the figures and writes them as JSON.
-
-    .venv/bin/python benchmarks/bench.py --kernels 6.12 --objects 15 --json bench.json
+objects, wall clock each, their ratio, and how long after the baseline's command started
+(guest uptime) the harness's first check started.
+--slice:  `matrix --programs 'networking/*'` on those kernels with -j 1 and -j 2.
+--matrix: the default matrix (27 programs, 5 kernels) with -j 1 and -j auto.
+--plugin: a small pytest file through the plugin on those kernels.
+Prints the figures and writes them as JSON, with the machine they were measured on.
 
 Figures from a shared machine are noisy: compare ratios taken in one run, not absolute
-times from different runs.
+times from different runs. Every VM here runs alone, one after the other.
 """
 
 from __future__ import annotations
@@ -33,6 +38,19 @@ from harness.session import prepare_kernels, subjects_for_suite  # noqa: E402
 from harness.vm.accel import choose_accel  # noqa: E402
 from harness.vm.argv import vng_argv  # noqa: E402
 from harness.vm.backend import supervise  # noqa: E402
+from harness.vm.plan import available_memory_mb, choose, host_cores, memory_mb  # noqa: E402
+
+PLUGIN_TESTS = '''
+import os
+
+
+def test_release(kernel):
+    assert os.uname().release == kernel.release
+
+
+def test_kprobe(kernel):
+    assert kernel.has_prog_type("kprobe")
+'''
 
 
 def harness_exe() -> list[str]:
@@ -43,7 +61,7 @@ def harness_exe() -> list[str]:
 def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
     t0 = time.monotonic()
     p = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=3600)
+                       timeout=7200)
     return time.monotonic() - t0, p.returncode, (p.stdout + p.stderr)[-2000:]
 
 
@@ -55,66 +73,128 @@ def objects(n: int, kernels: list, cfg) -> list[Path]:
     return objs[:n]
 
 
-def baseline(vmlinuz: Path, objs: list[Path], accel: str, workdir: Path) -> tuple[float, int]:
-    """The hand-written run: same vng options as the harness, bpftool on each object."""
+def baseline(vmlinuz: Path, objs: list[Path], accel: str, cpus: int,
+             workdir: Path) -> tuple[float, int, float | None]:
+    """The hand-written run: the harness's vng command line (same options, same process
+    handling), bpftool on each object. Returns wall seconds, objects loaded, and the guest
+    uptime when the command started."""
     vng = tools.which("vng")
-    script = "mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ok=0; " + " ".join(
-        f"bpftool prog loadall {o} /sys/fs/bpf/o{i} >/dev/null 2>&1 && ok=$((ok+1));"
-        for i, o in enumerate(objs)) + f" echo $ok > {workdir}/loaded"
-    # the harness's own vng command line (same options, same process handling), so that
-    # only what runs inside differs
+    script = (f"cat /proc/uptime > {workdir}/uptime; mount -t bpf bpf /sys/fs/bpf 2>/dev/null; "
+              "ok=0; " + " ".join(
+                  f"bpftool prog loadall {o} /sys/fs/bpf/o{i} >/dev/null 2>&1 && ok=$((ok+1));"
+                  for i, o in enumerate(objs)) + f" echo $ok > {workdir}/loaded")
     # in a file: a long command goes on the kernel command line, and past its 2 KiB limit
     # the kernel panics at boot
     (workdir / "bench.sh").write_text(script + "\n")
     argv = vng_argv(vng, vmlinuz, workdir, ["sh", str(workdir / "bench.sh")], accel=accel,
-                    name="bench")
+                    cpus=cpus, name="bench")
     env = dict(os.environ, PATH=f"{Path(vng).parent}:{os.environ.get('PATH', '')}")
     t0 = time.monotonic()
     with open(workdir.parent / f"{workdir.name}.console.log", "wb") as console:
         proc = tools.popen(argv, stdout=console, stderr=subprocess.STDOUT, env=env, cwd=workdir)
         supervise(proc, 900)
     took = time.monotonic() - t0
-    loaded = (workdir / "loaded").read_text().strip() if (workdir / "loaded").exists() else "0"
-    return took, int(loaded or 0)
+
+    def read(name: str) -> str:
+        p = workdir / name
+        return p.read_text().strip() if p.exists() else ""
+
+    up = read("uptime").split()
+    return took, int(read("loaded") or 0), float(up[0]) if up else None
+
+
+def run_json(argv: list[str], out: Path, cwd: Path | None = None) -> tuple[float, int, dict]:
+    took, rc, tail = timed([*argv, "--json", str(out)], cwd)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    if not data:
+        print(tail, file=sys.stderr)
+    return took, rc, data
+
+
+def cells(data: dict) -> str:
+    counted = [r for r in data.get("results", []) if r.get("expected") != "info"]
+    ok = sum(1 for r in counted if (r["status"] == "skip") == (r["expected"] == "skip")
+             and r["status"] in ("pass", "skip"))
+    return f"{ok}/{len(counted)}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kernels", default="6.12", help="kernel ids, comma-separated")
+    ap.add_argument("--kernels", default="5.10,6.12", help="kernel ids, comma-separated")
     ap.add_argument("--objects", type=int, default=15, help="how many bundled objects")
+    ap.add_argument("--slice", action="store_true",
+                    help="networking programs on --kernels with -j 1 and -j 2")
     ap.add_argument("--matrix", action="store_true",
-                    help="also time the default matrix with -j 1 and -j 2 (long under TCG)")
+                    help="the default matrix with -j 1 and -j auto (long under TCG)")
+    ap.add_argument("--plugin", action="store_true", help="a pytest file through the plugin")
     ap.add_argument("--json", type=Path, default=Path("bench.json"))
     args = ap.parse_args()
 
     cfg = load_config(REPO)
     kernels = prepare_kernels(args.kernels, cfg, Progress(quiet=True))
     accel = choose_accel(cfg.accel)
+    lone = choose(accel, 1, host_cores(), available_memory_mb(), memory_mb(cfg.memory))
     objs = objects(args.objects, kernels, cfg)
-    out: dict = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                             "accel": accel}, "objects": len(objs), "kernels": {}}
+    out: dict = {"machine": {"cores": host_cores(), "cpu": _cpu_model(), "accel": accel,
+                             "python": platform.python_version()},
+                 "objects": len(objs), "kernels": {}}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     for k in kernels:
-        with tempfile.TemporaryDirectory(prefix="bench-") as td:
-            raw, loaded = baseline(k.vmlinuz, objs, accel, Path(td))
-        took, rc, _ = timed([*harness_exe(), "check", "-k", k.id, "-q", "--json",
-                                str(Path(tempfile.gettempdir()) / "bench-check.json"),
-                                *map(str, objs)])
-        out["kernels"][k.id] = {"release": k.release, "baseline_s": round(raw, 1),
-                                "baseline_loaded": loaded, "check_s": round(took, 1),
-                                "check_exit": rc, "ratio": round(took / raw, 2)}
-        print(f"{k.id:>6}: baseline (vng + bpftool, {loaded}/{len(objs)} objects loaded) "
-              f"{raw:6.1f}s   ebpf-harness check {took:6.1f}s (exit {rc})   "
-              f"ratio {took / raw:.2f}")
+        with tempfile.TemporaryDirectory(prefix="bench-raw-") as td:
+            raw, loaded, raw_up = baseline(k.vmlinuz, objs, accel, lone.cpus, Path(td))
+        took, rc, data = run_json([*harness_exe(), "check", "-k", k.id, "-q",
+                                   *map(str, objs)], tmp / f"check-{k.id}.json")
+        ready = (data.get("kernels") or [{}])[0].get("ready_seconds")
+        row = {"release": k.release, "baseline_s": round(raw, 1), "baseline_loaded": loaded,
+               "check_s": round(took, 1), "check_exit": rc, "ratio": round(took / raw, 2),
+               "baseline_command_uptime_s": raw_up, "first_check_uptime_s": ready}
+        out["kernels"][k.id] = row
+        later = f"{ready - raw_up:+.1f}s" if ready is not None and raw_up is not None else "?"
+        print(f"{k.id:>6}: baseline (vng + bpftool, {loaded}/{len(objs)} loaded) {raw:6.1f}s   "
+              f"check {took:6.1f}s (exit {rc})   ratio {took / raw:.2f}   first check {later} "
+              f"after the baseline's command (guest time)", flush=True)
+    if args.slice:
+        for jobs in ("1", "2"):
+            took, rc, data = run_json([*harness_exe(), "matrix", "-q", "-k", args.kernels,
+                                       "--programs", "networking/*", "-j", jobs],
+                                      tmp / f"slice-{jobs}.json", REPO)
+            out[f"slice_j{jobs}_s"] = round(took, 1)
+            out[f"slice_j{jobs}_run"] = data.get("run", {})
+            print(f"networking on {args.kernels}, -j {jobs}: {took:.0f}s (exit {rc}, "
+                  f"{cells(data)} as expected, {data.get('run', {})})", flush=True)
+        out["slice_speedup_j2"] = round(out["slice_j1_s"] / out["slice_j2_s"], 2)
+        print(f"-j 2 speed-up on the slice: {out['slice_speedup_j2']:.2f}x", flush=True)
     if args.matrix:
-        for jobs in (1, 2):
-            took, rc, _ = timed([*harness_exe(), "matrix", "-q", "-j", str(jobs)], cwd=REPO)
+        for jobs in ("1", "auto"):
+            took, rc, data = run_json([*harness_exe(), "matrix", "-q", "-j", jobs],
+                                      tmp / f"matrix-{jobs}.json", REPO)
             out[f"matrix_j{jobs}_s"] = round(took, 1)
-            print(f"matrix -j {jobs}: {took:.0f}s (exit {rc})")
-        out["matrix_speedup_j2"] = round(out["matrix_j1_s"] / out["matrix_j2_s"], 2)
-        print(f"-j 2 speed-up: {out['matrix_speedup_j2']:.2f}x")
+            out[f"matrix_j{jobs}_run"] = data.get("run", {})
+            print(f"default matrix, -j {jobs}: {took:.0f}s (exit {rc}, {cells(data)} as "
+                  f"expected, {data.get('run', {})})", flush=True)
+        out["matrix_speedup_auto"] = round(out["matrix_j1_s"] / out["matrix_jauto_s"], 2)
+        print(f"-j auto speed-up on the matrix: {out['matrix_speedup_auto']:.2f}x", flush=True)
+    if args.plugin:
+        (tmp / "test_bench_plugin.py").write_text(PLUGIN_TESTS)
+        took, rc, tail = timed([str(REPO / ".venv" / "bin" / "python"), "-m", "pytest", "-q",
+                                "-p", "no:cacheprovider", "--kernels", args.kernels,
+                                str(tmp / "test_bench_plugin.py")], tmp)
+        out["plugin_s"] = round(took, 1)
+        print(f"plugin, 2 tests on {args.kernels}: {took:.0f}s (exit {rc}): "
+              f"{tail.strip().splitlines()[-1] if tail.strip() else ''}", flush=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print(f"written: {args.json}")
     return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

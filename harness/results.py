@@ -91,7 +91,8 @@ class KernelInfo:
     version: str
     origin: str = ""
     accel: str = ""
-    boot_seconds: float | None = None
+    boot_seconds: float | None = None  # guest uptime when the agent started
+    ready_seconds: float | None = None  # guest uptime when the first check started
     vm_seconds: float | None = None
     pinned: bool = False  # booted the exact build a lock file names
     features: dict[str, Any] = field(default_factory=dict)

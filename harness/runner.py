@@ -184,6 +184,8 @@ def collect(
     # an object's programs are known from the guest's plan event, sent before the first
     crash = find_crash(console)
     started = {ev["subject"] for ev in events if ev.get("event") == "start"}
+    info.ready_seconds = next((ev["uptime"] for ev in events if ev.get("event") == "start"
+                               and isinstance(ev.get("uptime"), (int, float))), None)
     plans = {ev["subject"]: list(ev.get("programs", [])) for ev in events
              if ev.get("event") == "plan"}
     finished = any(ev.get("event") == "done" for ev in events)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,10 @@ from ..report.diff import render_term as render_diff
 from ..report.outputs import Outputs, gate, write_outputs
 from ..report.progress import Progress
 from ..results import KernelInfo, Report, Result
-from ..runner import KernelRun, Subject, new_workdir, run_one
+from ..runner import KernelRun, Subject, new_workdir, plan_vms, run_one
 from ..session import prepare_kernels
 from ..vm.accel import choose_accel
-from ..vm.backend import LocalBackend, VngBackend
+from ..vm.backend import LIVE, Backend, LocalBackend, VngBackend
 from ..vm.console import find_crash
 from ..vm.shared import read_guest_file
 from .selection import KernelRef
@@ -106,19 +107,51 @@ class HostSide:
             raise pytest.UsageError(f"ebpf-harness: {e}") from e
 
     # -- running a kernel's tests in its VM ----------------------------------------------
-    def _run_kernel(self, kid: str, session: pytest.Session) -> None:
-        from . import guest_nodeid, kernel_id_of
+    def _items(self, kid: str, session: pytest.Session) -> list[pytest.Item]:
+        from . import kernel_id_of
 
-        kernel = self.by_id[kid]
-        items = [it for it in session.items
-                 if kernel_id_of(it) == kid and it.get_closest_marker("skip") is None]
+        return [it for it in session.items
+                if kernel_id_of(it) == kid and it.get_closest_marker("skip") is None]
+
+    def _run_kernels(self, session: pytest.Session, kid: str) -> None:
+        """Every kernel's tests not run yet, its VMs side by side as the machine allows
+        (vm.plan: one single-vCPU guest per core under TCG); the guests' reports are then
+        read here, in the main thread. An xdist worker runs only the kernel it was given
+        (each kernel's tests go to one worker, and xdist runs the workers side by side)."""
+        wanted = [kid] if self.is_worker else list(self.by_id)
+        todo = [k for k in wanted if k not in self.runs and self._items(k, session)]
+        if not todo:
+            return
         if self._workdir is None:
             self._workdir = new_workdir(self.cfg)
+        accel = choose_accel(self.cfg.accel) if self._backend().name == "vng" else "tcg"
+        plan = plan_vms(accel, len(todo), self.cfg)
+        pool = ThreadPoolExecutor(max_workers=plan.jobs, thread_name_prefix="kernel")
+        futures = {kid: pool.submit(self._run_kernel, kid, self._items(kid, session), accel,
+                                    plan.cpus) for kid in todo}
+        try:
+            for kid, f in futures.items():
+                self._take(kid, *f.result())
+        except KeyboardInterrupt:
+            LIVE.kill_all()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _backend(self) -> Backend:
+        return LocalBackend() if self.config.getoption("ebpf_backend") == "local" else VngBackend()
+
+    def _run_kernel(self, kid: str, items: list[pytest.Item], accel: str,
+                    cpus: int) -> tuple[KernelRun, Path]:
+        """One kernel's VM running its tests (in a worker thread)."""
+        from . import guest_nodeid
+
+        kernel = self.by_id[kid]
+        assert self._workdir is not None
         rundir = self._workdir / f"pytest-{kid.replace('/', '_')}"
         rundir.mkdir(parents=True, exist_ok=True)
         # the VM's one writable directory is made (afresh) by run_one under rundir/vm
         reports_path = rundir / "vm" / kid.replace("/", "_") / "reports.jsonl"
-        accel = choose_accel(self.cfg.accel)
         guest = {"kernel": {"id": kid, "release": kernel.release, "version": str(kernel.version),
                             "accel": accel}, "reports": str(reports_path)}
         (rundir / "guest.json").write_text(json.dumps(guest))
@@ -136,11 +169,12 @@ class HostSide:
         def listener(ev: Event) -> None:
             if isinstance(ev, BootStarted):
                 progress.note(f"ebpf-harness: booting {ev.kernel} for {len(items)} test(s)")
-        backend = LocalBackend() if self.config.getoption("ebpf_backend") == "local" else VngBackend()
-        run = run_one(kernel, [subject], self.cfg, backend, rundir / "vm", listener,
-                      accel) if items else None
-        if run is None:
-            return
+        run = run_one(kernel, [subject], self.cfg, self._backend(), rundir / "vm", listener,
+                      accel, cpus)
+        return run, reports_path
+
+    def _take(self, kid: str, run: KernelRun, reports_path: Path) -> None:
+        """A kernel's run and its guest's test reports, replayed here."""
         self.runs[kid] = run
         self.infos[kid] = run.info
         why = self._why_missing(run)
@@ -182,7 +216,7 @@ class HostSide:
         if kid is None or kid not in self.by_id or item.get_closest_marker("skip") is not None:
             return None
         if kid not in self.runs:
-            self._run_kernel(kid, item.session)
+            self._run_kernels(item.session, kid)
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         reps = list(self.reports.get(guest_nodeid(item), []))
