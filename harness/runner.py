@@ -477,7 +477,8 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(command),
                         accel=attempt_accel, memory=config.memory, cpus=cpus,
                         network=network, timeout=vm_timeout, append=append,
-                        stall=stall_limit(config, attempt_accel))
+                        stall=stall_limit(config, attempt_accel),
+                        root_cache=config.root_cache)
         req.events_path.unlink(missing_ok=True)
         follower = _Follower(req.events_path, kernel.id, listener)
         follower.start()

@@ -61,3 +61,56 @@ def test_jobs_and_cpus_from_the_command_line_and_the_environment(tmp_path):
     assert load_config(tmp_path, env={}).jobs == 0  # auto by default
     with pytest.raises(ConfigError, match="positive number, or auto"):
         load_config(tmp_path, env={"EBPF_HARNESS_JOBS": "-3"})
+
+
+def test_the_shim_caches_the_root_mount_of_virtme_ngs_script_only():
+    from harness.vm.shim import cached_script
+
+    script = ("if ! /bin/mount -n -t 9p -o {access},version=9p2000.L,trans=virtio,access=any,"
+              "msize=524288 /dev/root /newroot/; then\n")
+    out = cached_script(script)
+    assert out is not None and "msize=524288,cache=loose /dev/root /newroot/" in out
+    assert cached_script(out) is None  # already has a cache mode: left alone
+    assert cached_script("mount -t 9p something else") is None  # another virtme-ng
+
+
+def test_the_installed_virtme_ng_is_one_the_shim_knows():
+    """The shim only edits a script it recognises; this catches a virtme-ng upgrade that
+    would silently drop the cache (and the speed) on older kernels."""
+    import virtme.mkinitramfs as mk
+
+    from harness.vm.shim import cached_script
+
+    assert cached_script(mk._MOUNT_ROOT_HOST) is not None
+
+
+def test_the_shim_is_installed_first_on_vngs_path(tmp_path, monkeypatch):
+    from harness.vm import backend
+    from harness.vm.backend import VMRequest, VngBackend
+
+    seen = {}
+
+    def popen(argv, **kw):
+        seen["path"] = kw["env"]["PATH"]
+        raise OSError("no VM in this test")
+
+    monkeypatch.setattr(backend.tools, "popen", popen)
+    monkeypatch.setattr(backend.tools, "which", lambda name: "/opt/venv/bin/vng")
+    rundir = tmp_path / "run" / "6.1"
+    rundir.mkdir(parents=True)
+    with pytest.raises(OSError):
+        VngBackend().run(VMRequest("6.1", tmp_path / "bz", rundir, ("true",)))
+    first, second = seen["path"].split(":")[:2]
+    assert first == str(tmp_path / "run" / ".bin") and second == "/opt/venv/bin"
+    shim = tmp_path / "run" / ".bin" / "virtme-run"
+    assert shim.stat().st_mode & 0o111 and "harness.vm.shim" in shim.read_text()
+    with pytest.raises(OSError):
+        VngBackend().run(VMRequest("6.1", tmp_path / "bz", rundir, ("true",), root_cache=False))
+    assert seen["path"].split(":")[0] == "/opt/venv/bin"
+
+
+def test_root_cache_can_be_switched_off(tmp_path):
+    assert load_config(tmp_path, env={}).root_cache is True
+    assert load_config(tmp_path, env={"EBPF_HARNESS_ROOT_CACHE": "false"}).root_cache is False
+    with pytest.raises(ConfigError, match="true or false"):
+        load_config(tmp_path, env={"EBPF_HARNESS_ROOT_CACHE": "maybe"})

@@ -64,11 +64,26 @@ def features(helper_prog_types: list[str]) -> dict:
 
     f = libbpf.probe_features(tuple(helper_prog_types))
     f["btf_vmlinux"] = os.path.exists("/sys/kernel/btf/vmlinux")
+    f["root_mount"] = _root_mount()
     try:
         f["lsm"] = open("/sys/kernel/security/lsm").read().strip().split(",")
     except OSError:
         f["lsm"] = []
     return f
+
+
+def _root_mount() -> str:
+    """How / is mounted (filesystem and options): over 9p, whether the guest caches it."""
+    root = ""
+    try:
+        with open("/proc/mounts") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) >= 4 and parts[1] == "/":
+                    root = f"{parts[2]} {parts[3]}"  # the last mount on / is the one seen
+    except OSError:
+        pass
+    return root
 
 
 def _result(subject: str, status: str, stage: str, detail: str, **kw: Any) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import tools
+from . import shim
 from .argv import vng_argv
 
 
@@ -41,6 +42,7 @@ class VMRequest:
     timeout: float = 900.0
     append: tuple[str, ...] = ()
     stall: float = 0.0  # seconds without guest progress that count as a hang (0: off)
+    root_cache: bool = True  # the host root's 9p mount cached in the guest (vm.shim)
 
     @property
     def events_path(self) -> Path:
@@ -215,8 +217,14 @@ class VngBackend:
                         memory=req.memory, cpus=req.cpus, network=req.network,
                         append=req.append, name=f"ebpf-harness-{req.kernel_id}")
         env = dict(os.environ)
-        # vng calls its helpers (virtme-run) by name: make the venv's bin dir visible
-        env["PATH"] = f"{Path(vng).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        # vng calls its helpers (virtme-run) by name: make the venv's bin dir visible, and
+        # before it the shim that caches the host root (beside the run directory, where
+        # the guest cannot write)
+        path = [str(Path(vng).parent), env.get("PATH", "/usr/bin:/bin")]
+        if req.root_cache:
+            with contextlib.suppress(OSError):  # unwritable: the root stays uncached
+                path.insert(0, str(shim.install(req.rundir.parent / ".bin")))
+        env["PATH"] = ":".join(path)
         t0 = time.monotonic()
         with open(req.console_path, "wb") as console:
             if LIVE.stopping.is_set():
