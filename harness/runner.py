@@ -363,7 +363,7 @@ class _Why:
                       f"the VM ended {when}, without a verdict{agent}{where}")
 
 
-BOOT_ALLOWANCE = 300.0  # seconds for boot and the feature probe under TCG
+BOOT_ALLOWANCE = 300.0  # seconds for boot, the feature probe and preloading under TCG
 STALL = {"tcg": 60.0, "kvm": 30.0}  # seconds without any sign of life: a hung guest
 
 

@@ -30,10 +30,13 @@ BOOT = {"event": "boot", "release": "5.10.0-amd64", "boot_seconds": 3.0,
 
 def test_rejection_below_minimum_is_expected_skip():
     s = Subject("observability/loop", {"kind": "program"}, decl=decl("5.17"))
-    ev = [BOOT, {"event": "result", "subject": s.id, "status": "reject", "stage": "load",
-                 "detail": "x", "verifier": {"log": "invalid func unknown#181\n"}}]
+    ev = [BOOT, {"event": "start", "subject": s.id, "uptime": 4.5},
+          {"event": "result", "subject": s.id, "status": "reject", "stage": "load",
+           "detail": "x", "verifier": {"log": "invalid func unknown#181\n"}}]
     info, res = collect(kspec("5.10", "5.10.223"), [s], ev, "", VMOutcome(255, 5.0))
     assert info.boot_seconds == 3.0 and info.features["loaders"] == {"libbpf": "1.1"}
+    # the first check's start says when the guest was ready
+    assert info.features["prog_types"] == {"lsm": True} and info.ready_seconds == 4.5
     (r,) = res
     assert (r.status, r.expected, r.meets_expectation) == ("skip", "skip", True)
     assert "needs bpf_loop (>= 5.17)" in r.detail and "unknown#181" in r.detail
