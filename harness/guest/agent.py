@@ -14,10 +14,8 @@ Events written (one JSON object per line, flushed and fsynced at once):
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import ctypes
-import importlib
 import json
 import os
 import select
@@ -25,8 +23,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from pathlib import Path
 from typing import Any
 
 from . import runners
@@ -157,8 +153,11 @@ PRELOAD_LIMIT = 90.0  # seconds for every preload together; what is left is impo
 
 def imports_of(path: str) -> list[str]:
     """The modules a check or BCC script imports by absolute name, in order."""
+    import ast  # here: the agent's own start-up imports only what every run needs
+
     try:
-        tree = ast.parse(Path(path).read_text())
+        with open(path) as fh:
+            tree = ast.parse(fh.read())
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
         return []
     names: list[str] = []
@@ -188,6 +187,8 @@ def preload(names: list[str], limit: float = PRELOAD_LIMIT) -> tuple[list[str], 
     imported (a check's neighbours are not: its directory is not on that path); one that
     fails or runs past the limit is left to the check, which reports it. Returns the
     modules loaded and the seconds taken."""
+    import importlib
+
     t0 = time.monotonic()
     done: list[str] = []
 
@@ -245,6 +246,8 @@ def run_forked(task: dict, job: dict, out: Writer, timeout: float) -> None:
         try:
             run_task(task, send, job)
         except BaseException as e:  # report, never lose the subject
+            import traceback
+
             send({"event": "result", "subject": task.get("subject", "?"), "status": "error",
                   "stage": "run", "detail": f"agent error: {type(e).__name__}: {e}",
                   "traceback": traceback.format_exc()[-4000:]})
@@ -308,7 +311,8 @@ def main(argv: list[str]) -> int:
         return 2
     sys.dont_write_bytecode = True
     started = _uptime()
-    job = json.loads(Path(argv[0]).read_text())
+    with open(argv[0]) as fh:
+        job = json.load(fh)
     out = Writer(job["results"])
     # from the start: mounting, hiding and preloading print nothing for a while
     beating = start_heartbeat(out, float(job.get("heartbeat", HEARTBEAT)))
