@@ -114,3 +114,38 @@ def test_root_cache_can_be_switched_off(tmp_path):
     assert load_config(tmp_path, env={"EBPF_HARNESS_ROOT_CACHE": "false"}).root_cache is False
     with pytest.raises(ConfigError, match="true or false"):
         load_config(tmp_path, env={"EBPF_HARNESS_ROOT_CACHE": "maybe"})
+
+
+def test_kernels_are_fetched_side_by_side_in_order_and_a_failure_names_its_kernel(
+        tmp_path, monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    from harness import session
+    from harness.errors import MirrorError
+    from harness.report.progress import Progress
+
+    both = threading.Barrier(2, timeout=10)  # each fetch waits for the other: side by side
+
+    def spec(kid):
+        return SimpleNamespace(id=kid, release=f"{kid}-rel", origin="test")
+
+    def prepare(req, catalog, config, progress=None):
+        both.wait()
+        if req.id == "6.1":
+            raise MirrorError("cannot reach the mirror for 6.1")
+        return spec(req.id)
+
+    monkeypatch.setattr(session, "prepare", prepare)
+    cfg = load_config(tmp_path, env={}).with_overrides(cache_dir=tmp_path / "c")
+    quiet = Progress(quiet=True)
+    with pytest.raises(MirrorError, match="mirror for 6\\.1"):
+        session.prepare_kernels("5.10,6.1", cfg, quiet)
+    both.reset()
+
+    def prepare_ok(req, catalog, config, progress=None):
+        both.wait()
+        return spec(req.id)
+
+    monkeypatch.setattr(session, "prepare", prepare_ok)
+    assert [k.id for k in session.prepare_kernels("6.12,5.10", cfg, quiet)] == ["6.12", "5.10"]

@@ -12,6 +12,7 @@ Kernels: EBPF_HARNESS_TEST_KERNELS (default 5.10 and the newest line, 7.3).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -96,6 +97,10 @@ def test_kernels_booted_with_their_real_release(run):
         assert info.boot_seconds and info.boot_seconds > 0
         assert info.features["prog_types"]["kprobe"] is True
         assert "bpf" in info.features["lsm"]  # booted with lsm=...,bpf on every kernel
+        # the host root is cached in the guest (vm.shim): 'loose' on 5.x, 'cache=0xf' on 6.x
+        root = info.features["root_mount"]
+        assert root.startswith("9p ") and re.search(r"\bloose\b|\bcache=", root), root
+        assert info.ready_seconds is not None and info.ready_seconds >= info.boot_seconds
     assert report.loaders["libbpf"].startswith("1.")
 
 
