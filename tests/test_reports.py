@@ -270,3 +270,12 @@ def test_causes_are_counted_in_the_reports():
     assert "not as expected, by cause: kernel-crash 1, verifier-rejection 1" in text
     assert 'type="verifier-rejection"' in render_junit(r)
     assert "cause: <code>kernel-crash</code>" in render_html(r)
+
+
+def test_the_terminal_matrix_says_how_the_run_used_the_machine():
+    r = sample()
+    assert "run:" not in render_matrix(r)  # a merged or older report: nothing to say
+    r.run = {"jobs": 2, "cpus": 1, "accel": "tcg", "cores": 2, "auto": True,
+             "why": "2 core(s), tcg: 1 core(s) per guest"}
+    assert ("run: 2 VM(s) at a time, 1 vCPU(s) each (-j auto: 2 core(s), tcg: 1 core(s) "
+            "per guest)") in render_matrix(r)

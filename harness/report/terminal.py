@@ -29,6 +29,10 @@ def render_matrix(report: Report, width: int = 100) -> str:
         f"{k.id} = {k.release} [{k.accel or '?'}"
         + (f", VM {k.vm_seconds:.0f}s" if k.vm_seconds else "") + "]"
         for k in kinfo))
+    if report.run.get("jobs"):
+        run = report.run
+        lines.append(f"run: {run['jobs']} VM(s) at a time, {run.get('cpus', '?')} vCPU(s) each "
+                     f"({'-j auto: ' if run.get('auto') else ''}{run.get('why', '')})")
     lines.append("legend: " + " | ".join(f"{m}: {t}" for m, t in cells.legend(symbols=False)))
     if cells.has_objects(report):
         lines.append(cells.INFO_ROWS.replace("↳", "└"))
