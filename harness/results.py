@@ -91,6 +91,7 @@ class KernelInfo:
     version: str
     origin: str = ""
     accel: str = ""
+    cpus: int | None = None  # the guest's vCPUs
     boot_seconds: float | None = None  # guest uptime when the agent started
     ready_seconds: float | None = None  # guest uptime when the first check started
     vm_seconds: float | None = None

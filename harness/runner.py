@@ -452,7 +452,7 @@ def run_one(
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
     info, results = collect(kernel, subjects, events, console, outcome, console_path)
-    info.accel = accel
+    info.accel, info.cpus = accel, cpus
     info.notes += retries
     done = sum(r.meets_expectation for r in results)
     listener(VMEnded(kernel.id, outcome.seconds, done, len(results)))

@@ -117,6 +117,10 @@ def test_results_model_and_junit(pytester: pytest.Pytester, kernels: str):
     assert cells[("test_s.py::test_param[2]", "6.12.0-t")]["status"] == "pass"
     assert ("test_s.py::test_plain", "5.10.0-t") not in cells  # not a kernel test
     assert sorted(k["id"] for k in d["kernels"]) == ["5.10.0-t", "6.12.0-t"]
+    # the two kernels' guests ran side by side, sharing the cores (vm.plan under TCG)
+    from harness.vm.plan import host_cores
+
+    assert [k["cpus"] for k in d["kernels"]] == [min(2, max(1, host_cores() // 2))] * 2
     xml = junit.read_text()
     assert 'name="test_kernel[5.10.0-t]"' in xml and 'name="test_kernel[6.12.0-t]"' in xml
 
@@ -198,7 +202,12 @@ def test_unknown_kernel_is_a_usage_error(pytester: pytest.Pytester):
 
 
 def test_pure_helpers():
-    from harness.plugin.host import base_nodeid, failure_line, outcome_status
+    from harness.plugin.host import base_nodeid, failure_line, guests_at_once, outcome_status
+
+    # xdist workers' guests run side by side: each worker plans for all of them
+    assert guests_at_once(3, 3, None) == 3
+    assert guests_at_once(1, 5, {"workercount": 2}) == 2
+    assert guests_at_once(1, 2, {"workercount": 8}) == 2
     from harness.plugin.selection import KernelRef, min_kernel_decision, select
     from harness.versions import KernelVersion
 

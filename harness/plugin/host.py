@@ -125,8 +125,11 @@ class HostSide:
         if self._workdir is None:
             self._workdir = new_workdir(self.cfg)
         accel = choose_accel(self.cfg.accel) if self._backend().name == "vng" else "tcg"
-        plan = plan_vms(accel, len(todo), self.cfg)
-        pool = ThreadPoolExecutor(max_workers=plan.jobs, thread_name_prefix="kernel")
+        plan = plan_vms(accel, guests_at_once(len(todo), len(self.by_id),
+                                              getattr(self.config, "workerinput", None)),
+                        self.cfg)
+        pool = ThreadPoolExecutor(max_workers=min(plan.jobs, len(todo)),
+                                  thread_name_prefix="kernel")
         futures = {kid: pool.submit(self._run_kernel, kid, self._items(kid, session), accel,
                                     plan.cpus) for kid in todo}
         try:
@@ -289,6 +292,14 @@ class HostSide:
         if self.gate is not None:
             for line in render_diff(self.gate).splitlines():
                 terminalreporter.write_line(f"ebpf-harness: {line}")
+
+
+def guests_at_once(todo: int, kernels: int, workerinput: dict[str, Any] | None) -> int:
+    """How many guests run side by side: this process's kernels, or under pytest-xdist
+    (workerinput) one per worker, each worker running its own kernel's VM."""
+    if workerinput is None:
+        return max(1, todo)
+    return max(1, min(int(workerinput.get("workercount", 1)), kernels))
 
 
 _RANK = {"pass": 0, "skip": 1}
