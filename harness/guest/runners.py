@@ -440,8 +440,17 @@ def run_script(script: str, args: list[str]) -> int:
     except Exception:
         _print_from(script)  # the traceback python3 would print: from the script down
         code = 1
+    _join_threads()  # python3 waits for the script's non-daemon threads before it exits
     atexit._run_exitfuncs()
     return code & 0xFF
+
+
+def _join_threads() -> None:
+    import threading
+
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and not t.daemon:
+            t.join()
 
 
 def _print_from(script: str) -> None:
