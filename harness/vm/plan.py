@@ -3,9 +3,10 @@
 Measured on a 2-core machine without KVM (see the README's figures): under TCG every
 busy vCPU costs a host core, and the guest's work (a check at a time, Python, 9p) is
 mostly single-threaded, so the second vCPU of a guest sits idle while the second core
-could run another kernel; two 2-vCPU guests side by side overcommit the cores (a guest
-spins on a lock whose holder's vCPU is not running) and were slower than one after the
-other. So under TCG: one vCPU per guest and as many guests as cores. With KVM the
+could run another kernel; two 2-vCPU guests side by side overcommit the cores and were
+slower than one after the other (48 s against 34 s for two kernels). So under TCG: one
+vCPU per guest and as many guests as cores (the default matrix: 8 min 20 s with one
+2-vCPU guest at a time, 4 min 05 s to 4 min 55 s with two 1-vCPU guests). With KVM the
 harness keeps two vCPUs per guest (what it always used) and boots as many guests as
 there are pairs of cores; that path could not be measured here.
 """
