@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from harness import tools  # noqa: E402
 from harness.config import load_config  # noqa: E402
 from harness.report.progress import Progress  # noqa: E402
+from harness.results import Report  # noqa: E402
 from harness.session import prepare_kernels, subjects_for_suite  # noqa: E402
 from harness.vm.accel import choose_accel  # noqa: E402
 from harness.vm.argv import vng_argv  # noqa: E402
@@ -112,10 +113,27 @@ def run_json(argv: list[str], out: Path, cwd: Path | None = None) -> tuple[float
 
 
 def cells(data: dict) -> str:
-    counted = [r for r in data.get("results", []) if r.get("expected") != "info"]
-    ok = sum(1 for r in counted if (r["status"] == "skip") == (r["expected"] == "skip")
-             and r["status"] in ("pass", "skip"))
-    return f"{ok}/{len(counted)}"
+    """Cells as expected / all, as the results model counts them."""
+    if not data:
+        return "no results"
+    ok, total = Report.from_dict(data).counts()
+    return f"{ok}/{total}"
+
+
+def compare_jobs(out: dict, key: str, label: str, args: list[str], jobs: tuple[str, str],
+                 tmp: Path) -> None:
+    """The same matrix command with two -j values, one after the other; their speed-up."""
+    for j in jobs:
+        took, rc, data = run_json([*harness_exe(), "matrix", "-q", *args, "-j", j],
+                                  tmp / f"{key}-{j}.json", REPO)
+        out[f"{key}_j{j}_s"] = round(took, 1)
+        out[f"{key}_j{j}_run"] = data.get("run", {})
+        print(f"{label}, -j {j}: {took:.0f}s (exit {rc}, {cells(data)} as expected, "
+              f"{data.get('run', {})})", flush=True)
+    first, second = jobs
+    speedup = round(out[f"{key}_j{first}_s"] / out[f"{key}_j{second}_s"], 2)
+    out[f"{key}_speedup_j{second}"] = speedup
+    print(f"-j {second} speed-up, {label}: {speedup:.2f}x", flush=True)
 
 
 def main() -> int:
@@ -154,26 +172,10 @@ def main() -> int:
               f"check {took:6.1f}s (exit {rc})   ratio {took / raw:.2f}   first check {later} "
               f"after the baseline's command (guest time)", flush=True)
     if args.slice:
-        for jobs in ("1", "2"):
-            took, rc, data = run_json([*harness_exe(), "matrix", "-q", "-k", args.kernels,
-                                       "--programs", "networking/*", "-j", jobs],
-                                      tmp / f"slice-{jobs}.json", REPO)
-            out[f"slice_j{jobs}_s"] = round(took, 1)
-            out[f"slice_j{jobs}_run"] = data.get("run", {})
-            print(f"networking on {args.kernels}, -j {jobs}: {took:.0f}s (exit {rc}, "
-                  f"{cells(data)} as expected, {data.get('run', {})})", flush=True)
-        out["slice_speedup_j2"] = round(out["slice_j1_s"] / out["slice_j2_s"], 2)
-        print(f"-j 2 speed-up on the slice: {out['slice_speedup_j2']:.2f}x", flush=True)
+        compare_jobs(out, "slice", f"networking on {args.kernels}",
+                     ["-k", args.kernels, "--programs", "networking/*"], ("1", "2"), tmp)
     if args.matrix:
-        for jobs in ("1", "auto"):
-            took, rc, data = run_json([*harness_exe(), "matrix", "-q", "-j", jobs],
-                                      tmp / f"matrix-{jobs}.json", REPO)
-            out[f"matrix_j{jobs}_s"] = round(took, 1)
-            out[f"matrix_j{jobs}_run"] = data.get("run", {})
-            print(f"default matrix, -j {jobs}: {took:.0f}s (exit {rc}, {cells(data)} as "
-                  f"expected, {data.get('run', {})})", flush=True)
-        out["matrix_speedup_auto"] = round(out["matrix_j1_s"] / out["matrix_jauto_s"], 2)
-        print(f"-j auto speed-up on the matrix: {out['matrix_speedup_auto']:.2f}x", flush=True)
+        compare_jobs(out, "matrix", "default matrix", [], ("1", "auto"), tmp)
     if args.plugin:
         (tmp / "test_bench_plugin.py").write_text(PLUGIN_TESTS)
         took, rc, tail = timed([str(REPO / ".venv" / "bin" / "python"), "-m", "pytest", "-q",

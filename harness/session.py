@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import __version__, tools
@@ -16,7 +16,7 @@ from .build.compile import compile_bpf
 from .build.skeleton import embedded_objects, is_bpf_object
 from .build.vmlinux import vmlinux_header
 from .config import Config
-from .errors import CompileError, ConfigError, HarnessError
+from .errors import CompileError, ConfigError
 from .kernels.cache import Cache
 from .kernels.catalog import KernelRequest, load_catalog, parse_kernel_ids
 from .kernels.fetch import CANCEL, prepare, prepare_locked
@@ -72,13 +72,7 @@ def _in_parallel(jobs: list[tuple[str, Callable[[], KernelSpec], str]], progress
     out: list[KernelSpec] = []
     try:
         for (kid, _, _), f in zip(jobs, futures, strict=True):
-            try:
-                k = f.result()
-            except HarnessError:
-                for other in futures:
-                    other.cancel()
-                wait(futures)
-                raise
+            k = f.result()  # a failure: the others not started are cancelled below
             progress.kernel(kid, "ready", f"{k.release} ({k.origin}{', locked' if locked else ''})")
             out.append(k)
     except KeyboardInterrupt:

@@ -109,7 +109,11 @@ def test_checks_and_scripts_are_run_with_their_imports_preloaded_once(tmp_path):
         "if __name__ == '__main__':\n    sys.exit(int(sys.argv[1]))\n")
     crash = tmp_path / "crash.py"
     crash.write_text("def f():\n    raise ValueError('boom')\nf()\n")
+    ctrl_c = tmp_path / "ctrl_c.py"
+    ctrl_c.write_text("import atexit\natexit.register(lambda: print('atexit after ^C'))\n"
+                      "raise KeyboardInterrupt\n")
     tasks = [
+        {"kind": "bcc", "subject": "ctrl_c", "script": str(ctrl_c)},
         {"kind": "bcc", "subject": "ok", "script": str(script), "args": ["0"]},
         {"kind": "bcc", "subject": "three", "script": str(script), "args": ["3"]},
         {"kind": "bcc", "subject": "crash", "script": str(crash)},
@@ -130,6 +134,10 @@ def test_checks_and_scripts_are_run_with_their_imports_preloaded_once(tmp_path):
     assert "ValueError: boom" in res["crash"]["output"]
     assert "crash.py\", line 2, in f" in res["crash"]["output"]
     assert "runners.py" not in res["crash"]["output"]
+    # an uncaught Ctrl-C: the traceback, the atexit handlers, then death by SIGINT
+    assert res["ctrl_c"]["status"] == "fail" and res["ctrl_c"]["exit_code"] == -2
+    assert "KeyboardInterrupt" in res["ctrl_c"]["output"]
+    assert "atexit after ^C" in res["ctrl_c"]["output"]
 
 
 def test_a_script_stopped_with_sigint_after_alive_passes(tmp_path):

@@ -421,7 +421,7 @@ def run_script(script: str, args: list[str]) -> int:
 
     sys.argv = [script, *args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-    code = 0
+    code, interrupted = 0, False
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as e:
@@ -432,16 +432,17 @@ def run_script(script: str, args: list[str]) -> int:
             code = 1
     except KeyboardInterrupt:
         _print_from(script)
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)  # as python3 ends on an uncaught Ctrl-C
+        interrupted = True
     except Exception:
         _print_from(script)  # the traceback python3 would print: from the script down
         code = 1
     _join_threads()  # python3 waits for the script's non-daemon threads before it exits
     atexit._run_exitfuncs()
+    if interrupted:  # python3 ends on an uncaught Ctrl-C by SIGINT, after the above
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     return code & 0xFF
 
 
