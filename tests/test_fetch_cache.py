@@ -131,3 +131,15 @@ def test_prune_keeps_what_a_running_harness_uses(cfg):
         holder.wait()
     removed, busy = prune(cfg, keep=set())
     assert removed == ["6.12.0-b"] and not busy and not part.exists()
+
+
+def test_prune_dry_run_names_what_it_would_remove_and_removes_nothing(cfg):
+    from harness.kernels.fetch import prune
+
+    a, b = _tree(cfg, "6.1.0-a"), _tree(cfg, "6.12.0-b")
+    part = cfg.cache_dir / "debs" / ".x.deb.abc.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"half")
+    removed, busy = prune(cfg, keep={"6.12.0-b"}, dry_run=True)
+    assert removed == ["6.1.0-a"] and not busy
+    assert a.exists() and b.exists() and part.exists()

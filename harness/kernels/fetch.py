@@ -664,15 +664,16 @@ def in_use_name(release: str) -> str:
     return f"inuse-kernel-{release}"
 
 
-def prune(config: Config, keep: set[str]) -> tuple[list[str], list[str]]:
+def prune(config: Config, keep: set[str], dry_run: bool = False) -> tuple[list[str], list[str]]:
     """Remove cached kernel trees whose release is not in keep, and leftovers of
     interrupted downloads. Never what a running harness uses: a tree a VM booted from is
     kept, and leftovers are kept while any other harness process is active.
-    Returns (removed releases, releases kept because in use)."""
+    Returns (removed releases, releases kept because in use); with dry_run, what would be
+    removed, and nothing is."""
     removed, busy = [], []
     cache = Cache(config.cache_dir)
     with cache.unused("active") as idle:
-        if idle:
+        if idle and not dry_run:
             cache.remove_partials()
             shutil.rmtree(cache.path("debs"), ignore_errors=True)
         for meta in installed_trees(config):
@@ -683,7 +684,8 @@ def prune(config: Config, keep: set[str]) -> tuple[list[str], list[str]]:
                 if not free:
                     busy.append(rel)
                     continue
-                with cache.lock(f"kernel-{rel}"):
-                    shutil.rmtree(meta["path"], ignore_errors=True)
+                if not dry_run:
+                    with cache.lock(f"kernel-{rel}"):
+                        shutil.rmtree(meta["path"], ignore_errors=True)
                 removed.append(rel)
     return removed, busy
