@@ -15,9 +15,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from . import __version__, inputs
 from .config import Config, load_config
-from .errors import HarnessError
+from .errors import ConfigError, HarnessError
 from .report.diff import render_term as render_diff
 from .report.outputs import Outputs, gate, write_outputs
 from .report.progress import Progress
@@ -25,15 +27,17 @@ from .report.terminal import render_matrix
 from .results import Report, write_text_atomic
 from .vm.backend import LIVE, stop_on_signals
 
+if TYPE_CHECKING:
+    from .kernels.catalog import Catalog, KernelRequest
 
-def _common(p: argparse.ArgumentParser, kernels: bool = True) -> None:
-    if kernels:
-        p.add_argument("--kernels", "-k", help="kernel ids: lines (6.12), sets (default, all), "
-                       "exact releases, or paths to a bzImage (default: the 'default' set)")
-        _lock_options(p)
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """What check, run and matrix read: kernels, mirrors, the VMs, reports."""
+    p.add_argument("--kernels", "-k", help="kernel ids: lines (6.12), sets (default, all), "
+                   "exact releases, or paths to a bzImage (default: the 'default' set)")
+    _lock_options(p)
     p.add_argument("--json", type=Path, help="write the versioned results model here")
-    p.add_argument("--mirror", help="Debian archive URL (default: from the host's apt sources)")
-    p.add_argument("--security-mirror", help="Debian security archive URL")
+    _mirror_options(p)
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="VM acceleration")
     p.add_argument("-j", "--jobs", type=_count, metavar="N|auto",
                    help="kernels booted in parallel (default: auto, from the cores, the "
@@ -43,9 +47,17 @@ def _common(p: argparse.ArgumentParser, kernels: bool = True) -> None:
     p.add_argument("--memory", help="guest memory (default 2G)")
     p.add_argument("--vm-timeout", type=float, help="seconds one VM may run")
     p.add_argument("--check-timeout", type=float, help="seconds one check may run")
+    _quiet(p)
+    _report_outputs(p)
+
+
+def _mirror_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mirror", help="Debian archive URL (default: from the host's apt sources)")
+    p.add_argument("--security-mirror", help="Debian security archive URL")
+
+
+def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    if kernels:
-        _report_outputs(p)
 
 
 def _count(text: str) -> int:
@@ -92,26 +104,33 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ebpf-harness",
         description="Check eBPF programs against real kernels: verifier, attach, behaviour.",
     )
+    ap.add_argument("--version", action="version", version=f"ebpf-harness {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    kp = sub.add_parser("kernels", help="list, fetch or prune cached kernels")
+    kp = sub.add_parser("kernels", help="list, fetch, lock or prune cached kernels")
     ksub = kp.add_subparsers(dest="kcmd", required=True)
-    kl = ksub.add_parser("list", help="catalog lines, sets and cached kernels")
-    _common(kl, kernels=False)
+    ksub.add_parser("list", help="catalog lines, sets and cached kernels")
     kf = ksub.add_parser("fetch", help="download and verify kernels")
     kf.add_argument("ids", nargs="*", help="kernel ids (default: the 'default' set, or "
                     "every kernel of the lock file)")
     _lock_options(kf)
-    _common(kf, kernels=False)
+    _mirror_options(kf)
+    _quiet(kf)
     klk = ksub.add_parser("lock", help="pin kernels to their exact Debian builds in a lock file")
     klk.add_argument("ids", nargs="*", help="kernel ids (default: the 'default' set); other "
                      "kernels already in the lock file are kept")
     klk.add_argument("-o", "--output", type=Path, default=Path("kernels.lock"),
                      help="the lock file (default: ./kernels.lock)")
-    _common(klk, kernels=False)
-    kpr = ksub.add_parser("prune", help="remove cached kernels not in --keep, and leftovers")
-    kpr.add_argument("--keep", default="", help="kernel ids to keep (resolved like --kernels)")
-    _common(kpr, kernels=False)
+    _mirror_options(klk)
+    _quiet(klk)
+    kpr = ksub.add_parser(
+        "prune", help="remove cached kernels (all but the 'default' set and the lock file's "
+        "kernels, or all but --keep) and leftovers of interrupted downloads")
+    kpr.add_argument("--keep", default="", help="kernel ids to keep instead, read like "
+                     "--kernels (a line keeps its newest cached build); nothing is downloaded")
+    kpr.add_argument("--dry-run", action="store_true", help="print what would be removed; "
+                     "remove nothing")
+    _lock_options(kpr)
 
     cp = sub.add_parser("check", help="load, verify and attach every program of objects")
     cp.add_argument("paths", nargs="+", help=".bpf.o objects, .bpf.c sources, or programs "
@@ -120,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "TOML file for every object, or a directory of NAME.setup.toml (default: "
                     "NAME.setup.toml beside each object)")
     _per_program(cp)
-    _common(cp)
+    _run_options(cp)
 
     qp = sub.add_parser("requirements", help="what each program of objects needs from the "
                         "kernel, and its minimum kernel (no VM)")
@@ -134,11 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--network", action="store_true", help="give the guest a network")
     rp.add_argument("--timeout", type=float, default=600.0, help="seconds the command may run")
     rp.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
-    _common(rp)
+    _run_options(rp)
 
     mp = sub.add_parser("matrix", help="the bundled program suite on every kernel")
     mp.add_argument("--programs", help="glob(s) over program ids, e.g. 'security/*'")
-    _common(mp)
+    _run_options(mp)
 
     rep = sub.add_parser("report", help="render, merge, compare saved results")
     rsub = rep.add_subparsers(dest="rcmd", required=True)
@@ -194,6 +213,25 @@ def _config(args: argparse.Namespace) -> Config:
         check_timeout=getattr(args, "check_timeout", None),
         lock=getattr(args, "lock", None),
     ).without_lock(getattr(args, "no_lock", False))
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Options that need each other, and paths the user names: refused before anything
+    is read, prepared or booted (ConfigError, exit 2)."""
+    growth = getattr(args, "max_insns_growth", None)
+    if growth is not None:
+        if growth < 0:
+            raise ConfigError(f"--max-insns-growth {growth:g}: give a percentage of 0 or more")
+        if args.cmd != "report" and getattr(args, "baseline", None) is None:
+            raise ConfigError("--max-insns-growth needs --baseline BASE.json: the growth is "
+                              "measured against the baseline's instruction counts")
+    for option in ("json", "md", "html", "junit", "output"):
+        inputs.output_file(getattr(args, option, None), "-o" if option == "output"
+                           else f"--{option}")
+    inputs.input_file(getattr(args, "baseline", None), "baseline results JSON")
+    for path in [*getattr(args, "results", []), getattr(args, "base", None),
+                 getattr(args, "new", None)]:
+        inputs.input_file(path, "results JSON")
 
 
 def _outputs(args: argparse.Namespace) -> Outputs:
@@ -259,7 +297,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from .report.badge import render_badge
 
         emit(render_badge(report, args.label))
-        return 0
+        return 0 if report.ok else 1  # like render: the badge is written either way
     # like check and matrix: 1 when a cell does not meet its expectation
     status = 0 if report.ok else 1
     if args.site:
@@ -290,8 +328,8 @@ def cmd_requirements(args: argparse.Namespace) -> int:
 
 
 def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> int:
-    from .kernels.catalog import load_catalog, parse_kernel_ids
-    from .kernels.fetch import installed_trees, prepare, prune
+    from .kernels.catalog import load_catalog
+    from .kernels.fetch import installed_trees
 
     catalog = load_catalog(cfg.catalog)
     if args.kcmd == "list":
@@ -324,15 +362,58 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
             print(f"{k.id}: {k.release} from {k.origin} ({what})")
         print(f"lock file written to {args.output}")
         return 0
-    keep: set[str] = set()
+    return cmd_prune(args, cfg, catalog, installed_trees(cfg))
+
+
+def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,
+              trees: list[dict[str, Any]]) -> int:
+    """Remove cached kernels but those kept: --keep, else the 'default' set and the lock
+    file's kernels. Nothing is downloaded to decide (see keep_releases)."""
+    from .kernels.catalog import parse_kernel_ids
+    from .kernels.fetch import prune
+    from .kernels.lock import read_lock
+
     if args.keep:
-        for req in parse_kernel_ids(args.keep, catalog):
-            keep.add(prepare(req, catalog, cfg, progress=progress.download).release)
-    removed, busy = prune(cfg, keep)
-    print(f"removed {len(removed)} kernel(s)" + (f": {', '.join(removed)}" if removed else ""))
+        keep = keep_releases(parse_kernel_ids(args.keep, catalog), trees, "--keep")
+    else:
+        keep = keep_releases(parse_kernel_ids("default", catalog), trees, "default set")
+        if cfg.lock is not None:
+            for lk in read_lock(cfg.lock).kernels:
+                keep.setdefault(lk.release, f"lock file {cfg.lock}: {lk.id}")
+    cached = {t["release"] for t in trees}
+    kept = [f"{rel} ({why})" for rel, why in sorted(keep.items()) if rel in cached]
+    print("keeping " + (", ".join(kept) if kept else "no cached kernel"))
+    removed, busy = prune(cfg, set(keep), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(removed)} kernel(s)" + (f": {', '.join(removed)}" if removed else ""))
     if busy:
         print(f"kept {len(busy)} kernel(s) a running VM uses: {', '.join(busy)}")
     return 0
+
+
+def keep_releases(requests: list[KernelRequest], trees: list[dict[str, Any]],
+                  why: str) -> dict[str, str]:
+    """release -> why it is kept, for prune, without downloading: an exact release is
+    kept as such; a catalog line keeps its newest cached build (by Debian version: what
+    `--kernels LINE` would boot unless the archive has a newer one); a local kernel is not
+    in the cache. Pure."""
+    from functools import cmp_to_key
+
+    from .versions import KernelVersion, compare_debian_versions
+
+    newest_first = sorted(trees, key=cmp_to_key(lambda a, b: compare_debian_versions(
+        str(b.get("version", "")), str(a.get("version", "")))))
+    out: dict[str, str] = {}
+    for req in requests:
+        if req.kind == "release" and req.release:
+            out.setdefault(req.release, f"{why}: {req.id}")
+        elif req.kind == "line" and req.entry is not None:
+            line = req.entry.line
+            for t in newest_first:
+                if KernelVersion.parse(str(t["release"])).line == line:
+                    out.setdefault(str(t["release"]), f"{why}: {req.id}")
+                    break
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -380,21 +461,32 @@ def _crash_log(argv: list[str]) -> Path:
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from . import session
 
+    check_options(args)
     if args.cmd == "report":
         return cmd_report(args)
     if args.cmd == "requirements":
         return cmd_requirements(args)
     outs = _outputs(args) if args.cmd in ("check", "run", "matrix") else Outputs()
     cfg = _config(args)
-    progress = Progress(quiet=args.quiet)
+    progress = Progress(quiet=getattr(args, "quiet", False))
     if args.cmd == "kernels":
         return cmd_kernels(args, cfg, progress)
     if args.cmd == "run":
         cmd = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         subject = session.subject_for_command(cmd, args.alive, args.network, args.timeout)
+    if args.cmd == "check":  # bad input is refused before any kernel is prepared
+        found = inputs.inspect_all(args.paths)
+        if any(f.kind == inputs.SOURCE for f in found):
+            inputs.check_sources(found, cfg.cache_dir / "objects", session._host_vmlinux(cfg))
     kernels = session.prepare_kernels(args.kernels, cfg, progress)
     if args.cmd == "check":
         subjects = session.subjects_for_paths(args.paths, kernels, cfg, args.setup)
+        newest = max(kernels, key=lambda k: k.version) if kernels else None
+        for s in subjects:  # still before any VM boots
+            if s.compile_error:
+                raise inputs.compile_refusal(
+                    s.id, s.compile_error, f"the vmlinux.h of {newest.id}, the newest kernel "
+                    "asked for" if newest else "no kernel BTF")
     elif args.cmd == "matrix":
         subjects = session.subjects_for_suite(args.programs, kernels, cfg)
     else:

@@ -13,7 +13,6 @@ from pathlib import Path
 from . import __version__, tools
 from .bpfobj.elf import ObjectInfo
 from .build.compile import compile_bpf
-from .build.skeleton import embedded_objects, is_bpf_object
 from .build.vmlinux import vmlinux_header
 from .config import Config
 from .errors import CompileError, ConfigError
@@ -127,11 +126,15 @@ def _with_needs(subject: Subject, obj: str | None, info: ObjectInfo | None = Non
 
 def object_files(paths: Sequence[str], config: Config) -> list[tuple[str, Path]]:
     """(label, compiled object) for each path, without kernels: a .bpf.c is compiled
-    against the newest cached kernel's vmlinux.h, else the running kernel's BTF."""
+    against the running kernel's BTF (a CompileError, inputs.compile_refusal, when it
+    does not compile)."""
+    from .inputs import compile_refusal, inspect_all
+
+    inspect_all(paths)  # a bad path is refused before anything compiles
     out = []
     for label, s in _subjects(paths, [], config, vmlinux=_host_vmlinux(config)):
         if s.compile_error:
-            raise CompileError(f"{label}: does not compile: {s.compile_error}")
+            raise compile_refusal(label, s.compile_error, "this machine's kernel BTF")
         out.append((label, Path(s.task["path"])))
     return out
 
@@ -158,39 +161,26 @@ def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: 
 
 def _subjects(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
               vmlinux: Path | None = None) -> list[tuple[str, Subject]]:
+    from .inputs import OBJECT, SOURCE, inspect_all
+
     subjects = []
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise ConfigError(f"{raw}: no such file; give a compiled .bpf.o or a .bpf.c source")
-        label = raw
-        if p.suffix == ".c":
-            obj, err = _compile(p, kernels, config, vmlinux)
+    for found in inspect_all(paths):  # every path checked (inputs.py) before any is used
+        raw = label = found.raw
+        if found.kind == SOURCE:
+            obj, err = _compile(found.path, kernels, config, vmlinux)
             task = {"kind": "object", "path": str(obj) if obj else ""}
             subjects.append((raw, Subject(label, task, compile_error=err, expands=True)))
-        elif p.suffix == ".o" or (head := _head(p)).startswith(b"\x7fELF"):
-            if p.suffix == ".o" or is_bpf_object(head):
-                subjects.append((raw, Subject(label, {"kind": "object", "path": str(p.resolve())},
-                                              expands=True)))
-                continue
-            objs = embedded_objects(p.read_bytes())
-            if not objs:
-                raise ConfigError(f"{raw}: an ELF program with no BPF object inside (a libbpf "
-                                  "skeleton embeds one); give its .bpf.o or .bpf.c instead")
-            for i, data in enumerate(objs):
+        elif found.kind == OBJECT:
+            subjects.append((raw, Subject(label, {"kind": "object",
+                                                  "path": str(found.path.resolve())},
+                                          expands=True)))
+        else:  # a program with a libbpf skeleton inside
+            for i, data in enumerate(found.objects):
                 path = _store_object(data, config)
-                name = label if len(objs) == 1 else f"{label}#{i}"
+                name = label if len(found.objects) == 1 else f"{label}#{i}"
                 subjects.append((raw, Subject(name, {"kind": "object", "path": str(path)},
                                               expands=True)))
-        else:
-            raise ConfigError(f"{raw}: not a BPF object (.o), a C source (.c) or a program "
-                              "with a BPF skeleton inside")
     return subjects
-
-
-def _head(p: Path) -> bytes:
-    with open(p, "rb") as fh:
-        return fh.read(64)
 
 
 def _store_object(data: bytes, config: Config) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .fixtures import bpf, kernel, netns, trigger  # noqa: F401  (fixtures)
-from .selection import KernelRef, min_kernel_decision, select
+from .selection import KernelRef, min_kernel_decision, no_match_reason, select
 
 KERNEL_KEY = pytest.StashKey[list[KernelRef]]()
 PARAM = "kernel"
@@ -97,12 +97,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("kernels")
     if kernels is None or (PARAM not in metafunc.fixturenames and marker is None):
         return
-    if marker is not None:
-        kernels = select(kernels, tuple(marker.args))
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
+    chosen = kernels if marker is None else select(kernels, tuple(marker.args))
+    if not chosen:  # one skipped case that says why, not pytest's "empty parameter set"
+        reason = no_match_reason(kernels, tuple(marker.args) if marker else ())
+        metafunc.parametrize(PARAM, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                             ids=["no-kernel"], indirect=True)
+        return
     # last, so that the test id ends with the kernel id: test_x[a-6.12]
-    metafunc.parametrize(PARAM, [k.id for k in kernels], ids=[k.id for k in kernels],
+    metafunc.parametrize(PARAM, [k.id for k in chosen], ids=[k.id for k in chosen],
                          indirect=True)
 
 

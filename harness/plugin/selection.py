@@ -17,9 +17,17 @@ class KernelRef:
 
 
 def select(kernels: list[KernelRef], ranges: tuple[str, ...]) -> list[KernelRef]:
-    """Kernels matching every range of a @pytest.mark.kernels(...) marker."""
-    cons = [VersionConstraint.parse(r) for r in ranges]
+    """Kernels matching every range of a @pytest.mark.kernels(...) marker; a range may
+    hold several, comma-separated: kernels(">=6.1,<7.0") is kernels(">=6.1", "<7.0")."""
+    cons = [VersionConstraint.parse(r) for arg in ranges for r in arg.split(",") if r.strip()]
     return [k for k in kernels if matches_all(cons, k.version)]
+
+
+def no_match_reason(kernels: list[KernelRef], ranges: tuple[str, ...]) -> str:
+    """Why a test marked kernels(*ranges) runs on none of these kernels: the kernels asked
+    for and the range, for its skip."""
+    asked = ", ".join(k.id for k in kernels) or "none"
+    return f"no kernel of {asked} matches {','.join(ranges)}"
 
 
 @dataclass(frozen=True)
