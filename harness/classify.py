@@ -1,5 +1,5 @@
-"""Why a cell is not a plain pass: one code from a fixed taxonomy, read from the cell's
-status, stage, detail and verifier log. Pure.
+"""Why a cell is not a plain pass: one code from a fixed taxonomy, read from what was
+observed (status, stage, errno, the guest's hint, libbpf's and the verifier's words). Pure.
 
 Reports group and count cells by these codes, so that "12 cells rejected" becomes "7 missing
 kfuncs, 3 missing hooks, 2 verifier rejections". The codes separate what the kernel refused
@@ -10,9 +10,11 @@ per kernel, a program with no automatic attach point) and from the harness itsel
 
 from __future__ import annotations
 
+import errno
 import re
 
-from .results import Result
+from .guest.protocol import HINT_NO_ATTACH_POINT, HINT_SWITCHED_OFF
+from .results import VerifierInfo
 
 # code -> what it means, in report order
 CAUSES: dict[str, str] = {
@@ -31,6 +33,7 @@ CAUSES: dict[str, str] = {
     "attach-failure": "attaching failed for another reason",
     "behaviour-failure": "loaded and attached, but the behaviour check or the command failed",
     "attach-not-applicable": "verified; no automatic attach point (a loader gives it a target)",
+    "switched-off": "not loaded: the set-up file switches this program off",
     "needs-setup": "no verdict without loader set-up (a placeholder attach target): give a set-up file",
     "compile-error": "the source does not compile",
     "kernel-crash": "the kernel crashed",
@@ -66,46 +69,49 @@ _NO_SUCH = re.compile(r"No such file or directory", re.I)
 _ATTACH_UNSUPPORTED = re.compile(r"Operation not supported|Invalid argument|not supported", re.I)
 
 
-def _underlying_status(r: Result) -> str:
-    """A declared skip keeps what happened underneath ('...; reject: ...')."""
-    if r.status != "skip":
-        return r.status
-    m = re.search(r"; (reject|fail): ", r.detail)
-    return m.group(1) if m else "skip"
+_ERRNO_AT_ATTACH = {
+    errno.ENOENT: "hook-missing", errno.ESRCH: "hook-missing",
+    errno.EPERM: "permission", errno.EACCES: "permission",
+    errno.EOPNOTSUPP: "unsupported-attach-type", errno.EINVAL: "unsupported-attach-type",
+}
 
 
-def classify(r: Result) -> str:
-    """The cause code of a cell, '' for a plain pass or a skip with nothing underneath."""
-    status = _underlying_status(r)
+def classify(status: str, stage: str, detail: str, verifier: VerifierInfo | None = None,
+             err: int | None = None, hint: str = "") -> str:
+    """The cause code of a cell, '' for a plain pass or a check that was not run.
+
+    Reads what was observed: the status and stage, the guest's hint, the errno the failing
+    call returned, and the text libbpf and the verifier wrote (never the harness's own)."""
     if status == "pass":
-        return "attach-not-applicable" if "attach not applicable" in r.detail else ""
+        return "attach-not-applicable" if hint == HINT_NO_ATTACH_POINT else ""
     if status == "skip":
-        return ""
-    if status == "setup":
-        return "needs-setup"
-    if status == "crash":
-        return "kernel-crash"
-    if status == "timeout":
-        return "timeout"
-    if status == "error":
-        return "harness-error"
-    if r.stage == "compile":
+        return "switched-off" if hint == HINT_SWITCHED_OFF else ""
+    if status in _DIRECT:
+        return _DIRECT[status]
+    if stage == "compile":
         return "compile-error"
-    text = r.detail
-    if r.verifier is not None:
-        text += "\n" + r.verifier.summary + "\n" + r.verifier.log[-8000:]
+    text = detail
+    if verifier is not None:
+        text += "\n" + verifier.summary + "\n" + verifier.log[-8000:]
     for code, rx in _RULES:
         if rx.search(text):
             return code
-    if r.stage in ("load", "attach") and _PERMISSION.search(r.detail):
+    if stage == "attach" and err in _ERRNO_AT_ATTACH:
+        return _ERRNO_AT_ATTACH[err]
+    if stage in ("load", "attach") and (err in (errno.EPERM, errno.EACCES)
+                                        or _PERMISSION.search(detail)):
         return "permission"
-    if r.stage == "attach":
-        if _NO_SUCH.search(r.detail):
+    if stage == "attach":
+        if _NO_SUCH.search(detail):
             return "hook-missing"
         return "unsupported-attach-type" if _ATTACH_UNSUPPORTED.search(text) else "attach-failure"
-    if r.stage in ("behavior", "run"):
+    if stage in ("behavior", "run"):
         return "behaviour-failure"
     if status == "reject":
-        has_log = r.verifier is not None and bool(r.verifier.log.strip())
+        has_log = verifier is not None and bool(verifier.log.strip())
         return "verifier-rejection" if has_log else "load-failure"
     return "load-failure"
+
+
+_DIRECT = {"setup": "needs-setup", "crash": "kernel-crash", "timeout": "timeout",
+           "error": "harness-error"}

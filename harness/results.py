@@ -1,23 +1,29 @@
 """The one versioned results model. Every report (terminal, Markdown, HTML, JUnit, diff,
 badge, the pytest plugin's) reads only this.
 
-Statuses:
+A status says what happened in the kernel:
   pass     accepted and, where checked, attached and behaving
   reject   the kernel refused the program or a map at load (verifier, unknown type/helper)
   fail     loaded, but attach, behaviour or the command failed
-  skip     declared unsupported on this kernel (below its minimum version)
+  skip     not run at all (a test whose kernel range or pytest.skip excludes it, a program
+           its set-up file switches off)
   error    harness or set-up problem, never the program's fault
   crash    the kernel panicked or oopsed before this subject finished
   timeout  no verdict within the time limit
   setup    no verdict: the object needs loader set-up it was not given (a placeholder
            attach target, a size only its loader knows); a set-up file gives it
 
+Whether that was expected is beside it, never instead of it: ``expected`` (pass,
+refusal: reject or fail, skip), ``expected_by`` (declaration, prediction, test, setup, or
+'' for the default) and ``expected_reason``; ``as_expected`` derives the two (one rule,
+here). A refusal predicted from a user's object also accepts a pass (a backport).
+
 Rows: a subject of its own (a bundled program, a command, a test) has row ''. An object
 checked with `check` has an object row (row 'object', its subject the object's label) and
 a row per program (row 'program', subject 'LABEL:NAME', parent LABEL). One of the two
-kinds carries the verdict; the other is shown for information, with expected 'info'
-(always met): by default the object rows (harness/bpfobj/verdict.py), with
---per-program the program rows.
+kinds carries the verdict; the other is shown for information (``info``, always met): by
+default the object rows carry it (harness/bpfobj/verdict.py), with --per-program the
+program rows.
 
 Schema history (the JSON Schema ships as harness/schema/results.schema.json):
   1  first version
@@ -27,11 +33,17 @@ Schema history (the JSON Schema ships as harness/schema/results.schema.json):
      read (statistics unknown, so null; causes worked out on reading).
   3  object and program rows (row, parent, section; expected 'info'; per_program), and
      the status 'setup'. Version 1 and 2 files are read (every row a subject of its own).
+  4  the status says what happened, the expectation is beside it: a refusal below a
+     minimum kernel is 'reject' or 'fail' with expected 'refusal' (3 wrote 'skip' and put
+     the status in the detail); expected_by, expected_reason, info (3's expected 'info'),
+     as_expected (derived, written for readers of the JSON). Older files are upgraded on
+     reading (_upgrade), the one place that reads a version 3 detail.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -43,10 +55,23 @@ from .errors import ConfigError, ResultsError
 from .fsio import write_atomic
 from .versions import KernelVersion
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 STATUSES = ("pass", "reject", "fail", "skip", "error", "crash", "timeout", "setup")
-EXPECTED = ("pass", "skip", "info")
+EXPECTED = ("pass", "refusal", "skip")
+EXPECTED_BY = ("", "declaration", "prediction", "test", "setup")
+
+
+def as_expected(status: str, stage: str, expected: str, by: str) -> bool:
+    """The one rule: does what happened meet what was expected?"""
+    if expected == "skip":
+        return status == "skip"
+    if expected == "refusal":
+        if status in ("reject", "fail"):
+            return stage != "compile"  # a source that does not compile is never expected
+        # a prediction read from a user's object is a lower bound: a pass is a backport
+        return status == "pass" and by == "prediction"
+    return status == "pass"
 STAGES = ("compile", "load", "attach", "behavior", "run")
 
 
@@ -119,7 +144,7 @@ class Result:
     status: str
     stage: str
     detail: str = ""
-    expected: str = "pass"  # what the declaration expects here: pass | skip | info
+    expected: str = "pass"  # pass | refusal | skip (EXPECTED)
     verifier: VerifierInfo | None = None
     duration: float | None = None
     output: str = ""
@@ -130,16 +155,19 @@ class Result:
     section: str = ""  # a program row's ELF section (its program type and hook)
     predicted: str = ""  # the minimum kernel read from the object (bpfobj.requirements)
     unexplained: bool = False  # refused at or above its predicted minimum kernel
+    expected_by: str = ""  # EXPECTED_BY: who expects it ('' the default: it should pass)
+    expected_reason: str = ""  # why ('needs bpf_loop helper (5.17) ...')
+    info: bool = False  # shown for information; the object's (or program's) row decides
+
+    @property
+    def as_expected(self) -> bool:
+        """What happened meets what was expected (rows shown for information aside)."""
+        return as_expected(self.status, self.stage, self.expected, self.expected_by)
 
     @property
     def meets_expectation(self) -> bool:
-        """pass where pass is expected; skip (or an expected rejection) where skip is;
-        always for a row shown for information."""
-        if self.expected == "info":
-            return True
-        if self.expected == "skip":
-            return self.status == "skip"
-        return self.status == "pass"
+        """As expected, or a row shown for information (always met)."""
+        return self.info or self.as_expected
 
     def outcome(self) -> tuple[str, str]:
         """What two runs must agree on for the same cell."""
@@ -166,9 +194,9 @@ class Report:
         for r in self.results:
             r = Result(**{**r.__dict__})
             if r.row == "object":
-                r.expected = "info" if per_program else ("skip" if r.status == "skip" else "pass")
+                r.info = per_program
             elif r.row == "program":
-                r.expected = ("skip" if r.status == "skip" else "pass") if per_program else "info"
+                r.info = not per_program
             out.results.append(r)
         return out
 
@@ -195,13 +223,13 @@ class Report:
 
     def counts(self) -> tuple[int, int]:
         """(cells meeting their expectation, all cells), rows shown for information aside."""
-        counted = [r for r in self.results if r.expected != "info"]
+        counted = [r for r in self.results if not r.info]
         return sum(r.meets_expectation for r in counted), len(counted)
 
     def to_dict(self) -> dict[str, Any]:
         d = {
             "kernels": [asdict(k) for k in self.kernels],
-            "results": [asdict(r) for r in self.results],
+            "results": [{**asdict(r), "as_expected": r.as_expected} for r in self.results],
         }
         meta = {"schema_version": self.schema_version, "harness_version": self.harness_version,
                 "command": list(self.command), "interrupted": self.interrupted,
@@ -229,16 +257,13 @@ class Report:
                 "re-run the checks with this version."
             )
         validate(d, source)
-        from .classify import classify
-
         results = []
         for r in d["results"]:
             r = dict(r)
+            r.pop("as_expected", None)  # derived: worked out again
             ver = r.pop("verifier", None)
             res = Result(**r, verifier=VerifierInfo(**ver) if ver else None)
-            if "cause" not in r:  # a version 1 file
-                res.cause = classify(res)
-            results.append(res)
+            results.append(_upgrade(res, v, "cause" in r))
         return cls(
             kernels=[KernelInfo(**k) for k in d.get("kernels", [])],
             results=results,
@@ -263,6 +288,38 @@ class Report:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ResultsError(f"{path}: not JSON ({e}); give the file written by --json") from e
         return cls.from_dict(data, str(path))
+
+
+_V3_UNDERNEATH = re.compile(r"; (reject|fail): ")
+
+
+def _upgrade(r: Result, version: int, has_cause: bool) -> Result:
+    """A result of an older schema in version 4's terms. Version 3 and older wrote an
+    expected refusal as status 'skip' with the real status in the detail
+    ('needs X (>= 5.17); reject: ...'), and rows shown for information as expected 'info':
+    this is the one place such a detail is read."""
+    if version < 4:
+        if r.expected == "info":
+            r.info, r.expected = True, "pass"
+        by = "declaration" if r.row == "" else "prediction"
+        m = _V3_UNDERNEATH.search(r.detail) if r.status == "skip" else None
+        if m:
+            r.expected_reason = r.detail[: m.start()]
+            r.status, r.expected, r.expected_by = m.group(1), "refusal", by
+        elif r.status == "skip" and r.detail.startswith("switched off"):
+            r.expected, r.expected_by, r.cause = "skip", "setup", "switched-off"
+        elif r.status == "skip" and r.row == "object":
+            r.expected, r.expected_by = "refusal", "prediction"
+            r.status = "reject"  # 3 kept no status for a whole object below its minimum
+        elif r.status == "skip":
+            r.expected, r.expected_by = "skip", "test"
+        elif r.expected == "skip":  # a pass or no verdict where the declaration said skip
+            r.expected, r.expected_by = "refusal", by
+    if not has_cause and not r.cause:  # a version 1 file
+        from .classify import classify
+
+        r.cause = classify(r.status, r.stage, r.detail, r.verifier)
+    return r
 
 
 @cache

@@ -9,35 +9,37 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .bpfobj import verdict
 from .classify import classify
 from .config import Config
+from .decision import Context, Observation, Prediction, Splat, VMEnd, decide, unfinished
 from .errors import ConfigError
 from .events import BootStarted, Listener, Note, RunPlanned, VMEnded, from_guest
+from .guest.protocol import PROTOCOL, Job, Task
 from .kernels.cache import Cache
 from .kernels.fetch import in_use_name
 from .kernels.model import KernelSpec
 from .paths import guest_pythonpath
 from .results import KernelInfo, Result
 from .suite import ProgramDecl
-from .verifier import info_from
 from .versions import KernelVersion
 from .vm.accel import choose_accel
 from .vm.backend import LIVE, Backend, VMOutcome, VMRequest, events_file
 from .vm.console import crash_headline, find_crash, find_splats
 from .vm.plan import Plan, available_memory_mb, host_cores, memory_mb
 from .vm.plan import choose as choose_plan
+from .vm.retry import Retries
 from .vm.shared import GUEST_FILE_LIMIT, read_guest_bytes
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -66,6 +68,7 @@ class KernelRun:
     info: KernelInfo
     results: list[Result] = field(default_factory=list)
     console_path: Path | None = None
+    results_dir: Path | None = None  # what the guest could write (never followed blindly)
 
 
 class _Follower(threading.Thread):
@@ -115,29 +118,44 @@ class _Follower(threading.Thread):
         return self.events
 
 
-def _unmet(subject: Subject, kernel: KernelSpec) -> str | None:
-    return subject.decl.unmet(kernel.version, kernel.config()) if subject.decl else None
+def _context(subject: Subject, kernel: KernelSpec, program: str | None,
+             splats: tuple[Splat, ...] = ()) -> Context:
+    """What decides a cell besides what happened: the declaration, the prediction read
+    from the object (the whole object for a bundled program, one program of a checked
+    object), the set-up file's target and the console warnings during the check."""
+    decl = subject.decl
+    unmet = decl.unmet(kernel.version, kernel.config()) if decl else None
+    setup = (subject.task.get("setup") or {}).get("programs", {})
+    target = bool(setup.get(program, {}).get("target")) if program else False
+    return Context(kernel=kernel.version, declared_unmet=unmet,
+                   declaration=f"{decl.id}/program.toml" if decl else "",
+                   prediction=_prediction(subject, kernel, program),
+                   predicted_expectation=subject.expands, target_given=target, splats=splats)
 
 
-def _expected(subject: Subject, kernel: KernelSpec) -> str:
-    return "skip" if _unmet(subject, kernel) else "pass"
+def _prediction(subject: Subject, kernel: KernelSpec, program: str | None) -> Prediction | None:
+    names = [program] if program is not None else list(subject.needs)
+    progs = [subject.needs[n] for n in names if n in subject.needs and subject.needs[n].min_kernel]
+    if not progs:
+        return None
+    top = max(progs, key=lambda p: KernelVersion.parse(p.min_kernel))
+    # every need this kernel is older than, newest first
+    newer = sorted({n for p in progs for n in p.needs if n.version is not None
+                    and kernel.version.below_line(n.version)},
+                   key=lambda n: (n.version, n.kind, n.name), reverse=True)
+    return Prediction(minimum=top.min_kernel,
+                      below=kernel.version.below_line(KernelVersion.parse(top.min_kernel)),
+                      needs=", ".join(n.describe() for n in newer))
 
 
-def _apply_expectation(r: Result, subject: Subject | None, kernel: KernelSpec) -> Result:
-    """Where the declaration rules a kernel out, a rejection or failure is the expected
-    skip; a pass there means the declaration is wrong, and the report says so."""
-    if subject is None or subject.decl is None:
-        return r
-    why = _unmet(subject, kernel)
-    r.expected = "skip" if why else "pass"
-    if why:
-        if r.status in ("reject", "fail"):
-            r.detail = f"{why}; {r.status}: {r.detail}"
-            r.status = "skip"
-        elif r.status == "pass":
-            r.detail = (f"passes although the declaration rules this kernel out ({why}): "
-                        f"fix {subject.decl.id}/program.toml ({r.detail})")
-    return r
+def _owner(subjects: list[Subject], sid: str) -> tuple[Subject | None, str | None]:
+    """The subject a result belongs to, and the program name when it is an object's."""
+    for s in subjects:
+        if s.id == sid:
+            return s, None
+        if s.expands and sid.startswith(s.id + ":"):
+            return s, sid[len(s.id) + 1:]
+    return None, None
 
 
 def collect(
@@ -148,13 +166,12 @@ def collect(
     outcome: VMOutcome,
     console_path: Path | None = None,
 ) -> tuple[KernelInfo, list[Result]]:
-    """Pure: guest events + VM outcome -> KernelInfo and one Result per subject."""
+    """Pure: guest events + VM outcome -> KernelInfo and one Result per cell, each decided
+    once (harness/decision.py), then the object rows from their programs' results."""
     info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
                       origin=kernel.origin, vm_seconds=round(outcome.seconds, 2),
                       pinned=kernel.pinned)
-    by_id = {s.id: s for s in subjects}
-    results: list[Result] = []
-    seen: set[str] = set()
+    observed: list[Observation] = []
     booted = False
     for ev in events:
         kind = ev.get("event")
@@ -166,20 +183,10 @@ def collect(
             info.features["loaders"] = ev.get("loaders", {})
             if ev.get("release") and ev["release"] != kernel.release:
                 info.notes.append(f"guest reports release {ev['release']}")
-        elif kind == "result":
-            sid = ev["subject"]
-            owner = by_id.get(sid) or next(
-                (s for s in subjects if s.expands and sid.startswith(s.id + ":")), None)
-            r = Result(subject=sid, kernel=kernel.id, status=ev.get("status", "error"),
-                       stage=ev.get("stage", "run"), detail=ev.get("detail", ""),
-                       verifier=info_from(ev.get("verifier")), duration=ev.get("duration"),
-                       output=ev.get("output", ""), section=str(ev.get("section", "")))
-            if r.verifier and r.status == "reject" and r.verifier.summary:
-                # the verifier's own reason explains a rejection better than libbpf's wrapper
-                r.detail = f"verifier: {r.verifier.summary}"
-            results.append(_apply_expectation(r, owner, kernel))
-            seen.add(sid)
-    _attach_splats(results, events, console, info)
+        elif kind == "result" and ev.get("subject"):
+            observed.append(Observation.from_event(ev))
+    seen = {o.subject for o in observed}
+    splats = _splats(events, console, info)
     # every expected cell without a verdict gets one that says why, from what the VM did:
     # an object's programs are known from the guest's plan event, sent before the first
     crash = find_crash(console)
@@ -188,85 +195,38 @@ def collect(
                                and isinstance(ev.get("uptime"), (int, float))), None)
     plans = {ev["subject"]: list(ev.get("programs", [])) for ev in events
              if ev.get("event") == "plan"}
-    finished = any(ev.get("event") == "done" for ev in events)
-    why = _Why(crash, outcome, booted, finished, console, console_path)
-    for s in subjects:
-        if s.compile_error is not None:
-            r = Result(s.id, kernel.id, "fail", "compile", s.compile_error)
-            results.append(_apply_expectation(r, s, kernel))
-            continue
-        wanted = [s.id]
-        if s.expands and s.id not in seen:
-            wanted = plans.get(s.id) or wanted
-        for sid in wanted:
-            if sid in seen:
-                continue
-            r = why.result(sid, kernel.id, sid in started)
-            r.expected = _expected(s, kernel)
-            results.append(r)
-    _classify(results)
-    _explain(kernel, subjects, results)
     sections: dict[str, str] = {}
     for ev in events:
         if ev.get("event") == "plan" and isinstance(ev.get("sections"), dict):
             sections.update({f"{ev['subject']}:{n}": str(v) for n, v in ev["sections"].items()})
-    return info, object_rows(subjects, results, sections)
-
-
-def _explain(kernel: KernelSpec, subjects: list[Subject], results: list[Result]) -> None:
-    """Each cell's predicted minimum kernel (read from the object); a rejection or attach
-    failure below it says what the program needs first, one at or above it is marked
-    unexplained: the case worth a look (a complexity limit, a changed kfunc, a config).
-
-    A user's object declares nothing, so the prediction is its expectation: below it a
-    refusal is the expected skip, and a pass is a backport, named as one."""
+    end = VMEnd(crash=crash, crash_headline=crash_headline(crash) if crash else "",
+                interrupted=outcome.interrupted, stalled=outcome.stalled,
+                timed_out=outcome.timed_out, seconds=outcome.seconds, booted=booted,
+                finished=any(ev.get("event") == "done" for ev in events),
+                console_tail=console, console_path=str(console_path or ""))
     for s in subjects:
-        if not s.needs:
+        if s.compile_error is not None:
+            observed.append(Observation(s.id, "fail", "compile", s.compile_error))
             continue
-        for r in results:
-            if r.subject == s.id and not s.expands:
-                names = list(s.needs)  # a bundled program: the whole object
-            elif s.expands and r.subject.startswith(s.id + ":"):
-                names = [r.subject[len(s.id) + 1:]]
-            else:
-                continue
-            progs = [s.needs[n] for n in names if n in s.needs and s.needs[n].min_kernel]
-            if not progs:
-                continue
-            top = max(progs, key=lambda p: KernelVersion.parse(p.min_kernel))
-            r.predicted = top.min_kernel
-            below = kernel.version.below_line(KernelVersion.parse(top.min_kernel))
-            # every need this kernel is older than, newest first
-            newer = sorted({n for p in progs for n in p.needs if n.version is not None
-                            and kernel.version.below_line(n.version)},
-                           key=lambda n: (n.version, n.kind, n.name), reverse=True)
-            needs = ", ".join(n.describe() for n in newer)
-            refused = r.status in ("reject", "fail") or (
-                r.status == "skip" and re.search(r"; (reject|fail): ", r.detail))
-            if refused and below and r.cause not in ("hook-missing", "needs-setup"):
-                head = f"needs {needs}; this kernel is {kernel.version}"
-                if s.expands and r.status != "skip":  # the expected skip, as declared ones
-                    r.detail = f"{head}; {r.status}: {r.detail}"
-                    r.status, r.expected = "skip", "skip"
-                else:
-                    r.detail = f"{head}: {r.detail}"
-            elif s.expands and below and r.status == "pass":
-                r.detail += (f"; passes on {kernel.version}, below its predicted minimum "
-                             f"{top.min_kernel}: a backport of {needs}")
-            elif r.status in ("reject", "fail") and not below and \
-                    r.cause not in ("hook-missing", "needs-setup", "behaviour-failure"):
-                r.unexplained = True
+        wanted = [s.id]
+        if s.expands and s.id not in seen:
+            wanted = plans.get(s.id) or wanted
+        observed += [unfinished(sid, sid in started, end) for sid in wanted if sid not in seen]
+    results = []
+    for obs in observed:
+        owner, program = _owner(subjects, obs.subject)
+        if obs.section == "" and obs.subject in sections:
+            obs = replace(obs, section=sections[obs.subject])
+        ctx = (_context(owner, kernel, program, splats.get(obs.subject, ())) if owner
+               else Context(kernel=kernel.version, splats=splats.get(obs.subject, ())))
+        row = {"row": "program", "parent": owner.id} if owner and program is not None else {}
+        results.append(decide(obs, ctx).result(obs, kernel.id, **row))
+    return info, object_rows(subjects, results)
 
 
-def _classify(results: list[Result]) -> None:
-    for r in results:
-        r.cause = classify(r)
-
-
-def object_rows(subjects: list[Subject], results: list[Result],
-                sections: dict[str, str]) -> list[Result]:
-    """Program rows of each checked object marked as such (with their hooks named, and
-    placeholder targets as needing set-up), and the object's own row above them."""
+def object_rows(subjects: list[Subject], results: list[Result]) -> list[Result]:
+    """Each checked object's own row above its program rows (bpfobj.verdict.object_row),
+    the program rows then shown for information."""
     out = list(results)
     for s in subjects:
         if not s.expands:
@@ -274,93 +234,35 @@ def object_rows(subjects: list[Subject], results: list[Result],
         rows = {r.subject[len(s.id) + 1:]: r for r in results if r.subject.startswith(s.id + ":")}
         if not rows:
             continue
+        for r in rows.values():
+            r.info = True  # the object row carries the verdict (Report.view swaps them)
         setup = s.task.get("setup") or {}
         pset = setup.get("programs", {})
-        for name, r in rows.items():
-            r.row, r.parent, r.expected = "program", s.id, "info"  # the object row decides
-            r.section = r.section or sections.get(r.subject, "")
-            _name_hook(r, bool(pset.get(name, {}).get("target")))
         secs = {n: r.section for n, r in rows.items()}
         optional = {n for n, r in rows.items()
                     if r.section.startswith("?") or pset.get(n, {}).get("optional")}
         row = verdict.object_row(s.id, next(iter(rows.values())).kernel, rows, secs,
                                  setup.get("alternatives", []), optional)
-        row.cause = row.cause or classify(row)
+        row.cause = row.cause or classify(row.status, row.stage, row.detail, row.verifier)
         first = min(out.index(r) for r in rows.values())
         out.insert(first, row)
     return out
 
 
-def _name_hook(r: Result, target_given: bool) -> None:
-    """A missing hook named in the detail; a placeholder one (dummy_file_read) needs the
-    target its loader would give, so the cell has no verdict until a set-up file does."""
-    what = verdict.hook(r.section)
-    if r.cause != "hook-missing" or what is None:
-        return
-    kind, name = what
-    if verdict.is_placeholder(name) and not target_given:
-        r.status, r.cause = "setup", "needs-setup"
-        prog = r.subject.rpartition(":")[2]
-        r.detail = (f"attach target '{name}' is a placeholder its loader replaces at run time; "
-                    f"give the real one in a set-up file ([programs.{prog}] target = \"...\"): "
-                    f"{r.detail}")
-    else:
-        r.detail = f"hook missing: {kind} '{name}' is not in this kernel: {r.detail}"
-
-
-def _attach_splats(results: list[Result], events: list[dict], console: str,
-                   info: KernelInfo) -> None:
-    """Kernel warnings, sanitizer and lockdep reports on the console, shown in the cell of
-    the check that was running when they were printed (even when it passed), and in the
-    kernel's notes."""
+def _splats(events: list[dict], console: str, info: KernelInfo) -> dict[str, tuple[Splat, ...]]:
+    """Kernel warnings, sanitizer and lockdep reports on the console, by the check that
+    was running when they were printed (even when it passed); each is also a kernel note."""
     starts = sorted((float(ev["uptime"]), ev["subject"]) for ev in events
                     if ev.get("event") == "start" and ev.get("uptime") is not None)
-    by_subject = {r.subject: r for r in results}
+    out: dict[str, list[Splat]] = {}
     for sp in find_splats(console):
         during = None
         if sp.seconds is not None:
             during = next((sub for t, sub in reversed(starts) if t <= sp.seconds), None)
         info.notes.append(f"console: {sp.headline}" + (f" (during {during})" if during else ""))
-        r = by_subject.get(during) if during else None
-        if r is not None:
-            r.detail = f"{r.detail}; the kernel logged: {sp.headline}"
-            r.console = (r.console + "\n" if r.console else "") + sp.excerpt
-
-
-@dataclass(frozen=True)
-class _Why:
-    """Why a cell has no verdict, from how the VM ended."""
-
-    crash: str | None
-    outcome: VMOutcome
-    booted: bool
-    finished: bool  # the agent wrote its final 'done' event
-    console: str
-    console_path: Path | None
-
-    def result(self, sid: str, kid: str, started: bool) -> Result:
-        where = f" (console: {self.console_path})" if self.console_path else ""
-        when = "while this check ran" if started else "before this check ran"
-        if self.crash:
-            return Result(sid, kid, "crash", "run",
-                          f"kernel crashed {when}: {crash_headline(self.crash)}{where}",
-                          console=self.crash)
-        if self.outcome.interrupted:
-            return Result(sid, kid, "error", "run", f"run interrupted {when}")
-        if self.outcome.stalled:
-            return Result(sid, kid, "timeout", "run", f"the guest stopped making progress {when} "
-                          f"(no event, heartbeat or console output for the stall limit); "
-                          f"stopped after {self.outcome.seconds:.0f}s{where}")
-        if self.outcome.timed_out:
-            return Result(sid, kid, "timeout", "run", f"VM still running after "
-                          f"{self.outcome.seconds:.0f}s; stopped {when}{where}")
-        if not self.booted:
-            tail = " | ".join(self.console.strip().splitlines()[-3:])[:300]
-            return Result(sid, kid, "error", "run", f"the guest agent never started{where}: "
-                          f"{tail}", console=self.console[-4000:])
-        agent = "" if self.finished else " (the guest agent did not finish: the VM died)"
-        return Result(sid, kid, "error", "run",
-                      f"the VM ended {when}, without a verdict{agent}{where}")
+        if during:
+            out.setdefault(during, []).append(Splat(sp.headline, sp.excerpt))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 BOOT_ALLOWANCE = 300.0  # seconds for boot, the feature probe and preloading under TCG
@@ -418,30 +320,23 @@ def run_one(
 ) -> KernelRun:
     """One kernel's VM with every subject in it; cpus 0: as many as a lone guest gets."""
     cpus = cpus or plan_vms(accel, 1, config).cpus
-    safe = kernel.id.replace("/", "_")
-    rundir = workdir / safe
+    rundir = results_dir(workdir, kernel.id)
     if rundir.exists():
         shutil.rmtree(rundir)
     rundir.mkdir(parents=True)
     events_path = events_file(rundir)
-    job = {
-        "protocol": 1,
-        "kernel_id": kernel.id,
-        "results": str(events_path),
-        "check_timeout": config.check_timeout,
-        # a VM's guest is set up by the agent (bpffs, ...); the local backend's "guest"
-        # is this machine, which is left alone
-        "setup": backend.name != "local",
-        "tasks": [dict(s.task, subject=s.id) for s in subjects if s.compile_error is None],
-        "hide": check_hidden(config.hide_paths, [
-            PACKAGE_PARENT / "harness", guest_pythonpath(config.cache_dir), workdir, Path.cwd(),
-            *task_paths([s.task for s in subjects])]),
-    }
+    tasks = [Task(**{**s.task, "subject": s.id}) for s in subjects  # type: ignore[typeddict-item]
+             if s.compile_error is None]
+    job = Job(protocol=PROTOCOL, kernel_id=kernel.id, results=str(events_path),
+              check_timeout=config.check_timeout, setup=backend.guest_setup, tasks=tasks,
+              hide=check_hidden(config.hide_paths, [
+                  PACKAGE_PARENT / "harness", guest_pythonpath(config.cache_dir), workdir,
+                  Path.cwd(), *task_paths([dict(s.task) for s in subjects])]))
     # the job and the console stay outside the directory the guest can write
-    job_path = workdir / f"{safe}.job.json"
+    job_path = workdir / f"{rundir.name}.job.json"
     job_path.write_text(json.dumps(job, indent=1))
     network = any(s.network for s in subjects)
-    vm_timeout = config.vm_timeout or vm_budget(job["tasks"], config.check_timeout)
+    vm_timeout = config.vm_timeout or vm_budget([dict(t) for t in tasks], config.check_timeout)
     append: list[str] = []
     for s in subjects:
         append += [p for p in s.boot_params if p not in append]
@@ -456,29 +351,30 @@ def run_one(
     info.notes += retries
     done = sum(r.meets_expectation for r in results)
     listener(VMEnded(kernel.id, outcome.seconds, done, len(results)))
-    return KernelRun(kernel, info, results, console_path)
+    return KernelRun(kernel, info, results, console_path, rundir)
+
+
+def results_dir(workdir: Path, kernel_id: str) -> Path:
+    """The one directory a kernel's guest may write (its events, a command's files):
+    named here only; a caller reads it from KernelRun.results_dir."""
+    return workdir / kernel_id.replace("/", "_")
 
 
 def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, backend: Backend,
           listener: Listener, accel: str, network: bool, vm_timeout: float,
           append: tuple[str, ...], checks: int, cpus: int
           ) -> tuple[VMOutcome, str, VMRequest, list[str], list[dict]]:
-    """One VM run of the job. A KVM boot that never reaches the agent is retried under
-    TCG; a kernel that crashes before the agent starts (seen under TCG: an int3 Oops while
-    the kernel patches its own code at boot) is booted once more. Returns the outcome, the
+    """One VM run of the job, tried again as vm.retry says. Returns the outcome, the
     accelerator used, the request, notes on what was retried and the guest's events."""
-    attempts = [accel, "tcg"] if accel == "kvm" else [accel]
-    notes: list[str] = []
-    i = 0
-    while True:
-        attempt_accel = attempts[i]
-        listener(BootStarted(kernel.id, kernel.release, attempt_accel, checks))
+    retries = Retries(accel)
+    attempt: str | None = accel
+    while attempt is not None:
+        listener(BootStarted(kernel.id, kernel.release, attempt, checks))
         command = guest_command(job_path, guest_pythonpath(config.cache_dir))
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(command),
-                        accel=attempt_accel, memory=config.memory, cpus=cpus,
+                        accel=attempt, memory=config.memory, cpus=cpus,
                         network=network, timeout=vm_timeout, append=append,
-                        stall=stall_limit(config, attempt_accel),
-                        root_cache=config.root_cache)
+                        stall=stall_limit(config, attempt), root_cache=config.root_cache)
         req.events_path.unlink(missing_ok=True)
         follower = _Follower(req.events_path, kernel.id, listener)
         follower.start()
@@ -487,38 +383,44 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
         finally:
             events = follower.finish()
         booted = any(ev.get("event") == "boot" for ev in events)
-        if booted or outcome.interrupted:
-            return outcome, attempt_accel, req, notes, events
-        console = req.console_path.read_text(errors="replace") if req.console_path.exists() else ""
+        console = "" if booted or not req.console_path.exists() else \
+            req.console_path.read_text(errors="replace")
         crash = find_crash(console)
-        if crash and not any(n.startswith("crashed while booting") for n in notes):
-            notes.append(f"crashed while booting, before the agent started "
-                         f"({crash_headline(crash)}); booted once more")
-            attempts.insert(i + 1, attempt_accel)
-        elif i == len(attempts) - 1:
-            return outcome, attempt_accel, req, notes, events
-        else:
-            notes.append("KVM boot failed; retried under TCG")
-        listener(Note(kernel.id, notes[-1]))
-        i += 1
+        used, attempt = attempt, retries.after(attempt, booted, outcome.interrupted,
+                                               crash_headline(crash) if crash else None)
+        if attempt is not None:
+            listener(Note(kernel.id, retries.notes[-1]))
+    return outcome, used, req, retries.notes, events
 
 
 def run_kernels(
     kernels: list[KernelSpec],
-    subjects: list[Subject],
+    subjects: list[Subject] | Mapping[str, list[Subject]],
     config: Config,
     backend: Backend,
     workdir: Path,
     listener: Listener,
+    guests: int | None = None,
 ) -> tuple[list[KernelRun], bool, Plan]:
-    accel = choose_accel(config.accel) if backend.name == "vng" else "tcg"
-    plan = plan_vms(accel, len(kernels), config)
+    """Every kernel's VM, side by side as vm.plan allows: the one orchestrator of the CLI
+    and the pytest plugin. subjects: the same for every kernel, or by kernel id (the
+    plugin's tests of that kernel). guests: how many guests share this machine (default:
+    one per kernel; the plugin under pytest-xdist counts every worker's). Ctrl-C or a stop
+    signal kills every VM; the runs then hold what their guests wrote, and the second
+    value says the run was interrupted."""
+    accel = choose_accel(config.accel) if backend.vm else "tcg"
+    plan = plan_vms(accel, guests or len(kernels), config)
     listener(RunPlanned("", len(kernels), plan.jobs, plan.cpus, plan.accel, plan.why))
     workdir.mkdir(parents=True, exist_ok=True)
+
+    def of(k: KernelSpec) -> list[Subject]:
+        return subjects.get(k.id, []) if isinstance(subjects, Mapping) else subjects
+
     runs: list[KernelRun] = []
     interrupted = False
-    pool = ThreadPoolExecutor(max_workers=plan.jobs)
-    futures = [pool.submit(run_one, k, subjects, config, backend, workdir, listener, accel,
+    pool = ThreadPoolExecutor(max_workers=max(1, min(plan.jobs, len(kernels))),
+                              thread_name_prefix="kernel")
+    futures = [pool.submit(run_one, k, of(k), config, backend, workdir, listener, accel,
                            plan.cpus) for k in kernels]
     try:
         for k, f in zip(kernels, futures, strict=True):
@@ -531,7 +433,7 @@ def run_kernels(
                     interrupted = True
                     LIVE.kill_all()
                 except Exception as e:  # a harness bug on one kernel: the others go on
-                    runs.append(_failed_run(k, subjects, e))
+                    runs.append(_failed_run(k, of(k), e))
                     break
     finally:
         pool.shutdown(wait=not LIVE.stopping.is_set(), cancel_futures=True)
@@ -553,8 +455,8 @@ def _failed_run(kernel: KernelSpec, subjects: list[Subject], e: Exception) -> Ke
     info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
                       origin=kernel.origin, pinned=kernel.pinned)
     why = f"harness error on kernel {kernel.id}: {type(e).__name__}: {e}"
-    results = [Result(s.id, kernel.id, "error", "run", why, expected=_expected(s, kernel),
-                      cause="harness-error") for s in subjects]
+    results = [decide(obs, _context(s, kernel, None)).result(obs, kernel.id)
+               for s in subjects for obs in [Observation(s.id, "error", "run", why)]]
     return KernelRun(kernel, info, results)
 
 

@@ -147,11 +147,13 @@ def test_rejections_below_the_minimum_are_explained_and_above_it_unexplained(obj
         return next(r for r in res if r.subject == "o.bpf.o:uses_loop")
 
     old = run("5.10.0")
-    # nothing declared: the prediction is the expectation, so this is the expected skip
-    assert old.detail.startswith("needs bpf_loop helper (5.17), callbacks (5.13); this kernel "
-                                 "is 5.10.0; reject: invalid func unknown#181")
-    assert (old.status, old.cause, old.predicted, old.unexplained) == \
-        ("skip", "missing-helper", "5.17", False)
+    # nothing declared: the prediction is the expectation, so this is a refusal as expected
+    assert old.expected_reason == ("needs bpf_loop helper (5.17), callbacks (5.13) (predicted "
+                                   "minimum 5.17); this kernel is 5.10.0")
+    assert old.detail == "invalid func unknown#181"
+    assert (old.status, old.expected, old.expected_by, old.as_expected) == \
+        ("reject", "refusal", "prediction", True)
+    assert (old.cause, old.predicted, old.unexplained) == ("missing-helper", "5.17", False)
     new = run("6.1.0")
     assert new.unexplained and new.predicted == "5.17"
 
@@ -194,7 +196,8 @@ def test_predicted_next_to_observed_and_backports_named():
     assert Report.from_dict(rep.to_dict()).notes == rep.notes
 
 
-def test_an_object_below_its_minimum_is_an_expected_skip_and_a_pass_there_a_backport(obj: Path):
+def test_an_object_below_its_minimum_is_an_expected_refusal_and_a_pass_there_a_backport(
+        obj: Path):
     needs = {p.name: p for p in requirements(obj)}
     s = Subject("o.bpf.o", {"kind": "object", "path": str(obj)}, expands=True,
                 needs={"uses_loop": needs["uses_loop"], "plain_xdp": needs["plain_xdp"]})
@@ -209,14 +212,19 @@ def test_an_object_below_its_minimum_is_an_expected_skip_and_a_pass_there_a_back
     _, res = collect(k, [s], ev, "", VMOutcome(0, 1.0))
     rep = Report(results=res)
     obj_row = rep.cell("o.bpf.o", "5.10")
-    assert (obj_row.status, obj_row.expected) == ("skip", "skip") and rep.ok
-    assert obj_row.detail.startswith("below its minimum kernel: program uses_loop: needs bpf_loop")
-    assert rep.view(True).ok  # per program: the expected skip and a pass
+    # what happened (the object's loader would fail), and beside it, that it was expected
+    assert (obj_row.status, obj_row.expected, obj_row.expected_by) == \
+        ("reject", "refusal", "prediction") and rep.ok
+    assert obj_row.detail.startswith("broken: program uses_loop has no working alternative")
+    assert obj_row.expected_reason.startswith("program uses_loop: needs bpf_loop helper (5.17)")
+    assert rep.view(True).ok  # per program: the expected refusal and a pass
     ev[2] = dict(ev[2], status="pass", detail="ok")
     _, res = collect(k, [s], ev, "", VMOutcome(0, 1.0))
     loop = next(r for r in res if r.subject == "o.bpf.o:uses_loop")
     assert loop.status == "pass" and "below its predicted minimum 5.17: a backport of " \
         "bpf_loop helper (5.17)" in loop.detail
+    obj_row = Report(results=res).cell("o.bpf.o", "5.10")
+    assert (obj_row.status, obj_row.expected, obj_row.as_expected) == ("pass", "refusal", True)
 
 
 def test_a_damaged_btf_is_a_clear_error(obj: Path, monkeypatch: pytest.MonkeyPatch):

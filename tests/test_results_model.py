@@ -18,7 +18,7 @@ def test_round_trip_validates_against_the_shipped_schema(tmp_path: Path):
     p = tmp_path / "r.json"
     r.write(p)
     d = json.loads(p.read_text())
-    assert d["schema_version"] == SCHEMA_VERSION == 3
+    assert d["schema_version"] == SCHEMA_VERSION == 4
     validate(d)
     back = Report.read(p)
     assert back.to_dict() == r.to_dict()
@@ -45,11 +45,47 @@ def test_version_1_files_are_read(tmp_path: Path):
     assert not back.kernels[0].pinned
 
 
+def test_version_3_files_are_upgraded_to_what_happened_beside_what_was_expected(tmp_path: Path):
+    """Version 3 wrote an expected refusal as 'skip' with the real status in the detail, and
+    rows for information as expected 'info'; version 4 reads them as what happened."""
+    res = [
+        {"subject": "observability/loop", "kernel": "5.10", "status": "skip", "stage": "load",
+         "detail": "needs bpf_loop (>= 5.17); reject: verifier: invalid func unknown#181",
+         "expected": "skip", "cause": "missing-helper"},
+        {"subject": "o.bpf.o", "kernel": "5.10", "status": "skip", "stage": "load",
+         "detail": "below its minimum kernel: program p: needs x; fail: attach failed",
+         "expected": "skip", "row": "object", "cause": "attach-failure"},
+        {"subject": "o.bpf.o:p", "kernel": "5.10", "status": "pass", "stage": "attach",
+         "detail": "ok", "expected": "info", "row": "program", "parent": "o.bpf.o"},
+        {"subject": "o.bpf.o:q", "kernel": "5.10", "status": "skip", "stage": "load",
+         "detail": "switched off by the set-up file (q.toml)", "expected": "info",
+         "row": "program", "parent": "o.bpf.o"},
+        {"subject": "t.py::test_x", "kernel": "5.10", "status": "skip", "stage": "run",
+         "detail": "needs 6.1", "expected": "skip"},
+    ]
+    d = {"schema_version": 3, "kernels": [{"id": "5.10", "release": "5.10.0-1-amd64",
+                                            "version": "5.10.223"}], "results": res}
+    p = tmp_path / "v3.json"
+    p.write_text(json.dumps(d))
+    back = Report.read(p)
+    loop, obj, prog, off, test = back.results
+    assert (loop.status, loop.expected, loop.expected_by, loop.expected_reason) == \
+        ("reject", "refusal", "declaration", "needs bpf_loop (>= 5.17)")
+    assert loop.as_expected and loop.cause == "missing-helper"
+    assert (obj.status, obj.expected, obj.expected_by, obj.as_expected) == \
+        ("fail", "refusal", "prediction", True)
+    assert prog.info and prog.expected == "pass" and prog.meets_expectation
+    assert (off.status, off.cause, off.expected) == ("skip", "switched-off", "skip")
+    assert (test.status, test.expected, test.expected_by) == ("skip", "skip", "test")
+    assert back.ok and back.counts() == (3, 3)
+    validate(back.to_dict())  # written again as version 4
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ("[1, 2]", "not an ebpf-harness results file"),
     ('{"a": 1}', "not an ebpf-harness results file"),
     ("{not json", "not JSON"),
-    ('{"schema_version": 4, "results": [], "kernels": []}', "schema_version 4"),
+    ('{"schema_version": 5, "results": [], "kernels": []}', "schema_version 5"),
     ('{"schema_version": 2, "kernels": [], "results": [{"subject": "x", "kernel": "6.1"}]}',
      "at results/0: 'status' is a required property"),
     ('{"schema_version": 2, "kernels": [], "results": [{"subject": "x", "kernel": "6.1", '
@@ -136,7 +172,7 @@ def test_matrix_columns_in_version_order_and_failures_explained():
     header = text.splitlines()[0].split()
     assert header[1:] == ["5.10", "6.1", "6.12", "7.2"]
     assert "REJECT!" in text and "CRASH!" in text
-    assert "observability/loop @ 6.12 [load]: verifier: invalid mem access" in text
+    assert "observability/loop @ 6.12 [reject, load]: verifier: invalid mem access" in text
     assert "needs bpf_loop" in text
     assert "NOT OK: 6 of 8 cells as expected, 2 not" in text
 

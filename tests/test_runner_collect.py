@@ -28,7 +28,7 @@ BOOT = {"event": "boot", "release": "5.10.0-amd64", "boot_seconds": 3.0,
         "features": {"prog_types": {"lsm": True}}, "loaders": {"libbpf": "1.1"}}
 
 
-def test_rejection_below_minimum_is_expected_skip():
+def test_rejection_below_minimum_is_a_rejection_as_expected():
     s = Subject("observability/loop", {"kind": "program"}, decl=decl("5.17"))
     ev = [BOOT, {"event": "start", "subject": s.id, "uptime": 4.5},
           {"event": "result", "subject": s.id, "status": "reject", "stage": "load",
@@ -38,8 +38,11 @@ def test_rejection_below_minimum_is_expected_skip():
     # the first check's start says when the guest was ready
     assert info.features["prog_types"] == {"lsm": True} and info.ready_seconds == 4.5
     (r,) = res
-    assert (r.status, r.expected, r.meets_expectation) == ("skip", "skip", True)
-    assert "needs bpf_loop (>= 5.17)" in r.detail and "unknown#181" in r.detail
+    # the status says what happened; the expectation, beside it, says it was expected
+    assert (r.status, r.expected, r.expected_by, r.meets_expectation) == \
+        ("reject", "refusal", "declaration", True)
+    assert r.expected_reason == "needs bpf_loop (>= 5.17)" and "unknown#181" in r.detail
+    assert r.cause == "missing-helper"
 
 
 def test_failure_at_or_above_minimum_is_a_failure_not_a_skip():
@@ -155,7 +158,7 @@ def test_pruning_keeps_run_directories_in_use(tmp_path):
         busy.wait()
 
 
-def test_missing_kernel_config_is_an_expected_skip(tmp_path):
+def test_missing_kernel_config_is_an_expected_refusal(tmp_path):
     from dataclasses import replace
 
     from harness.kernels.layout import parse_kconfig
@@ -172,8 +175,8 @@ def test_missing_kernel_config_is_an_expected_skip(tmp_path):
     ev = [BOOT, {"event": "result", "subject": s.id, "status": "fail", "stage": "attach",
                  "detail": "Operation not supported"}]
     _, (r,) = collect(k, [s], ev, "", VMOutcome(255, 5.0))
-    assert (r.status, r.meets_expectation) == ("skip", True)
-    assert "kernel built without CONFIG_FPROBE" in r.detail
+    assert (r.status, r.expected, r.meets_expectation) == ("fail", "refusal", True)
+    assert r.expected_reason == "kernel built without CONFIG_FPROBE"
     d2 = replace(d, kernel_config=("CONFIG_NET_CLS_BPF",))  # a module counts
     _, (r,) = collect(k, [Subject(s.id, s.task, decl=d2)], ev, "", VMOutcome(255, 5.0))
     assert r.status == "fail"

@@ -128,18 +128,27 @@ def _short(r: Result) -> str:
 
 def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[str, str],
                declared: list[list[str]], optional: set[str]) -> Result:
-    """The object's row on one kernel, from its programs' rows (name -> Result)."""
+    """The object's row on one kernel, from its programs' rows (name -> Result).
+
+    Its status says what the object's loader would find (works: pass; a group with no
+    working alternative: reject or fail; no verdict: the worst of crash, timeout, error;
+    else setup). Its expectation comes from its programs' expectations, not from what
+    happened: a refusal when some required group has every member expected to be refused
+    (below its predicted minimum), else a pass."""
     grps = groups(sections, declared, optional)
     used: list[str] = []
     broken: list[tuple[Group, list[Result]]] = []
-    below: list[tuple[Group, list[Result]]] = []  # every member needs a newer kernel
     unknown: list[Result] = []
     no_verdict: list[Result] = []
     notes: list[str] = []
+    refused_groups: list[tuple[Group, list[Result]]] = []  # expected to be refused
     for g in grps:
         members = [(p, rows[p]) for p in g.programs if p in rows and not _off(rows[p])]
         if not members:
             continue  # switched off by the set-up, or no verdict at all (collect adds one)
+        rs = [r for _, r in members]
+        if not g.optional and all(r.expected == "refusal" for r in rs):
+            refused_groups.append((g, rs))
         works = next((p for p, r in members if r.status == "pass"), None)
         if works is not None:
             used.append(works)
@@ -147,14 +156,11 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
             if skipped:
                 notes.append(f"{works} instead of " + ", ".join(_short(r) for r in skipped))
             continue
-        rs = [r for _, r in members]
         if g.optional:
             notes.append("optional " + ", ".join(f"{p} not working ({_short(r)})"
                                                   for p, r in members))
         elif any(r.status in _NO_VERDICT for r in rs):
             no_verdict += [r for r in rs if r.status in _NO_VERDICT]
-        elif all(r.status == "skip" for r in rs):
-            below.append((g, rs))
         elif any(r.status == "setup" for r in rs):
             unknown += [r for r in rs if r.status == "setup"]
         else:
@@ -163,26 +169,27 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
     tail = ("; alternatives inferred: " + ", ".join(g.what for g in inferred)) if inferred else ""
     total = sum(len(g.programs) for g in grps)
     dur = sum(r.duration or 0 for r in rows.values()) or None
-    base = {"subject": label, "kernel": kernel, "row": "object", "duration": dur}
+    expect: dict[str, str] = {}
+    if refused_groups:
+        g, rs = refused_groups[0]
+        expect = {"expected": "refusal", "expected_by": rs[0].expected_by,
+                  "expected_reason": f"{_what(g)}: {rs[0].expected_reason}"}
+    base = {"subject": label, "kernel": kernel, "row": "object", "duration": dur, **expect}
     if no_verdict:
         worst = min(no_verdict, key=lambda r: _NO_VERDICT.index(r.status))
         return Result(**base, status=worst.status, stage=worst.stage, cause=worst.cause,
                       detail=f"no verdict: program {_name(worst, label)}: {worst.detail}")
-    if below:
-        g, rs = below[0]
-        why = rs[0].detail if len(rs) == 1 else "; ".join(f"{_name(r, label)}: {r.detail}"
-                                                         for r in rs)
-        return Result(**base, status="skip", stage=rs[0].stage, cause=rs[0].cause,
-                      expected="skip", detail=f"below its minimum kernel: {_what(g)}: {why}")
     if broken:
+        # the groups nobody expected to fail first: they are the ones worth a look
+        broken.sort(key=lambda b: all(r.expected == "refusal" for r in b[1]))
         g, rs = broken[0]
         first = rs[0]
         status = "reject" if all(r.status == "reject" for r in rs) else "fail"
-        what = _what(g)
         more = f" (and {len(broken) - 1} more group(s))" if len(broken) > 1 else ""
         why = "; ".join(f"{_name(r, label)}: {r.detail}" for r in rs)
         return Result(**base, status=status, stage=first.stage, cause=first.cause,
-                      detail=f"broken: {what} has no working alternative{more}: {why}{tail}")
+                      unexplained=any(r.unexplained for _, b in broken for r in b),
+                      detail=f"broken: {_what(g)} has no working alternative{more}: {why}{tail}")
     if unknown:
         names = ", ".join(_name(r, label) for r in unknown)
         return Result(**base, status="setup", stage=unknown[0].stage, cause="needs-setup",
@@ -195,7 +202,7 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
 
 def _off(r: Result) -> bool:
     """Switched off by the set-up file: not part of what the object loads."""
-    return r.status == "skip" and r.detail.startswith("switched off")
+    return r.cause == "switched-off"
 
 
 def _what(g: Group) -> str:

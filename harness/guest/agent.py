@@ -26,8 +26,7 @@ import time
 from typing import Any
 
 from . import runners
-
-PROTOCOL = 1
+from .protocol import PROTOCOL, RESULTS_DIR_ENV
 
 
 class Writer:
@@ -314,6 +313,8 @@ def main(argv: list[str]) -> int:
     with open(argv[0]) as fh:
         job = json.load(fh)
     out = Writer(job["results"])
+    # commands (the plugin's guest pytest) write their own files beside the events
+    os.environ[RESULTS_DIR_ENV] = os.path.dirname(job["results"])
     # from the start: mounting, hiding and preloading print nothing for a while
     beating = start_heartbeat(out, float(job.get("heartbeat", HEARTBEAT)))
     phases: dict[str, float] = {}

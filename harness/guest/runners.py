@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import protocol
+
 Send = Callable[[dict], None]
 
 LOG_SMALL = 1 << 16  # level 4: statistics only
@@ -86,9 +88,7 @@ def _root_mount() -> str:
     return root
 
 
-def _result(subject: str, status: str, stage: str, detail: str, **kw: Any) -> dict:
-    return {"event": "result", "subject": subject, "status": status, "stage": stage,
-            "detail": detail, **kw}
+_result = protocol.result
 
 
 def _keep(log: str) -> str:
@@ -224,7 +224,8 @@ def run_object(task: dict, send: Send, job: dict) -> None:
                          duration=time.monotonic() - t0, **kw))
 
         if pset.get("autoload") is False:
-            result("skip", "load", f"switched off by the set-up file ({setup.get('source', '')})")
+            result("skip", "load", f"switched off by the set-up file ({setup.get('source', '')})",
+                   hint=protocol.HINT_SWITCHED_OFF)
             continue
         try:
             obj, verifier = _load_one(path, name, setup)
@@ -237,14 +238,15 @@ def run_object(task: dict, send: Send, job: dict) -> None:
             if attach is None:
                 result("pass", "load", f"verified; attach not applicable: section '{where}' has "
                        "no automatic attach point (the loader gives it a target)"
-                       + _setup_note(obj), verifier=verifier)
+                       + _setup_note(obj), verifier=verifier, hint=protocol.HINT_NO_ATTACH_POINT)
                 continue
             try:
                 attach()
             except libbpf.StageError as e:
                 if e.err in (errno.EOPNOTSUPP, errno.ENOTSUP) and not pset.get("target"):
                     result("pass", "load", f"verified; attach not applicable: section '{where}' "
-                           "has no automatic attach point", verifier=verifier)
+                           "has no automatic attach point", verifier=verifier,
+                           hint=protocol.HINT_NO_ATTACH_POINT, errno=abs(e.err))
                 else:
                     result("fail", "attach", e.detail, verifier=verifier, errno=abs(e.err))
                 continue

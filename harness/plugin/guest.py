@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ..guest.protocol import PYTEST_REPORTS, RESULTS_DIR_ENV
 from ..versions import KernelVersion
 from .fixtures import KernelFixture
 from .selection import KernelRef
@@ -19,7 +20,8 @@ class GuestSide:
         k = data["kernel"]
         self.ref = KernelRef(k["id"], k["release"], KernelVersion.parse(k["version"]))
         self.accel = k.get("accel", "")
-        self._fd = os.open(data["reports"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        reports = os.path.join(os.environ[RESULTS_DIR_ENV], PYTEST_REPORTS)
+        self._fd = os.open(reports, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._fixture: KernelFixture | None = None
 
     def _write(self, obj: dict[str, Any]) -> None:

@@ -5,31 +5,32 @@ from __future__ import annotations
 import json
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..classify import classify
 from ..config import load_config
+from ..decision import PASS, Context, Expectation, Observation, decide
 from ..errors import HarnessError
 from ..events import BootStarted, Event
+from ..guest.protocol import PYTEST_REPORTS
 from ..kernels.model import KernelSpec
 from ..report.diff import Diff
 from ..report.diff import render_term as render_diff
 from ..report.outputs import Outputs, gate, write_outputs
 from ..report.progress import Progress
 from ..results import KernelInfo, Report, Result
-from ..runner import KernelRun, Subject, new_workdir, plan_vms, run_one
+from ..runner import KernelRun, Subject, new_workdir, run_kernels
 from ..session import prepare_kernels
+from ..versions import KernelVersion
 from ..vm.accel import choose_accel
-from ..vm.backend import LIVE, Backend, LocalBackend, VngBackend
-from ..vm.console import find_crash
+from ..vm.backend import Backend, LocalBackend, VngBackend
 from ..vm.shared import read_guest_file
 from .selection import KernelRef
 
 KID = "ebpf_kernel"
+STATUS = "ebpf_status"  # a user property: the status the host gave a test its guest left
 
 
 def base_nodeid(nodeid: str, kid: str) -> str:
@@ -55,15 +56,15 @@ def failure_line(longrepr: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def outcome_status(outcome: str, when: str, longrepr: str) -> tuple[str, str]:
+def outcome_status(outcome: str, when: str, host_status: str | None = None) -> tuple[str, str]:
+    """A test report's status and stage; host_status: what the host recorded for a test
+    its guest never finished (crash, timeout, error), carried as a user property."""
+    if host_status:
+        return host_status, "run"
     if outcome == "passed":
         return "pass", "behavior"
     if outcome == "skipped":
         return "skip", "run"
-    if longrepr.startswith("kernel crashed"):
-        return "crash", "run"
-    if longrepr.startswith("VM timed out"):
-        return "timeout", "run"
     return "fail", "behavior" if when == "call" else "run"
 
 
@@ -84,7 +85,9 @@ class HostSide:
         self.by_id = {k.id: k for k in self.kernels}
         self.reports: dict[str, list[pytest.TestReport]] = {}
         self.runs: dict[str, KernelRun] = {}
-        self.unfinished_why: dict[str, str] = {}
+        self.unfinished: dict[str, tuple[str, str]] = {}  # kernel -> (status, why)
+        self._pending: dict[str, list[pytest.Item]] = {}
+        self.notes = Progress(quiet=False)  # a line per boot, on xdist workers too
         self.cells: dict[tuple[str, str], Result] = {}  # (test, kernel) -> one result
         self.infos: dict[str, KernelInfo] = {}
         self._workdir: Path | None = None
@@ -114,74 +117,65 @@ class HostSide:
                 if kernel_id_of(it) == kid and it.get_closest_marker("skip") is None]
 
     def _run_kernels(self, session: pytest.Session, kid: str) -> None:
-        """Every kernel's tests not run yet, its VMs side by side as the machine allows
-        (vm.plan: one single-vCPU guest per core under TCG); the guests' reports are then
-        read here, in the main thread. An xdist worker runs only the kernel it was given
-        (each kernel's tests go to one worker, and xdist runs the workers side by side)."""
+        """Every kernel's tests not run yet, through the harness's one orchestrator
+        (runner.run_kernels: VMs side by side as vm.plan allows, Ctrl-C and stop signals,
+        retries); the guests' reports are then read here, in the main thread. An xdist
+        worker runs only the kernel it was given (each kernel's tests go to one worker,
+        and xdist runs the workers side by side)."""
         wanted = [kid] if self.is_worker else list(self.by_id)
         todo = [k for k in wanted if k not in self.runs and self._items(k, session)]
         if not todo:
             return
         if self._workdir is None:
             self._workdir = new_workdir(self.cfg)
-        accel = choose_accel(self.cfg.accel) if self._backend().name == "vng" else "tcg"
-        plan = plan_vms(accel, guests_at_once(len(todo), len(self.by_id),
-                                              getattr(self.config, "workerinput", None)),
-                        self.cfg)
-        pool = ThreadPoolExecutor(max_workers=min(plan.jobs, len(todo)),
-                                  thread_name_prefix="kernel")
-        futures = {kid: pool.submit(self._run_kernel, kid, self._items(kid, session), accel,
-                                    plan.cpus) for kid in todo}
-        try:
-            for kid, f in futures.items():
-                self._take(kid, *f.result())
-        except KeyboardInterrupt:
-            LIVE.kill_all()
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        subjects = {k: [self._subject(k, self._items(k, session))] for k in todo}
+        runs, interrupted, _ = run_kernels(
+            [self.by_id[k] for k in todo], subjects, self.cfg, self._backend(),
+            self._workdir, self._listener,
+            guests=guests_at_once(len(todo), len(self.by_id),
+                                  getattr(self.config, "workerinput", None)))
+        for run in runs:
+            self._take(run.kernel.id, run)
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def _listener(self, ev: Event) -> None:
+        if isinstance(ev, BootStarted):
+            tests = len(self._pending.get(ev.kernel, []))
+            self.notes.note(f"ebpf-harness: booting {ev.kernel} for {tests} test(s)")
 
     def _backend(self) -> Backend:
         return LocalBackend() if self.config.getoption("ebpf_backend") == "local" else VngBackend()
 
-    def _run_kernel(self, kid: str, items: list[pytest.Item], accel: str,
-                    cpus: int) -> tuple[KernelRun, Path]:
-        """One kernel's VM running its tests (in a worker thread)."""
+    def _subject(self, kid: str, items: list[pytest.Item]) -> Subject:
+        """A kernel's tests as one command for its guest: pytest with the guest side on."""
         from . import guest_nodeid
 
         kernel = self.by_id[kid]
         assert self._workdir is not None
-        rundir = self._workdir / f"pytest-{kid.replace('/', '_')}"
-        rundir.mkdir(parents=True, exist_ok=True)
-        # the VM's one writable directory is made (afresh) by run_one under rundir/vm
-        reports_path = rundir / "vm" / kid.replace("/", "_") / "reports.jsonl"
-        guest = {"kernel": {"id": kid, "release": kernel.release, "version": str(kernel.version),
-                            "accel": accel}, "reports": str(reports_path)}
-        (rundir / "guest.json").write_text(json.dumps(guest))
+        self._pending[kid] = items
+        # read by the guest (the host tree is read-only there); never written by it
+        guest_json = self._workdir / f"pytest-{kid.replace('/', '_')}.json"
+        guest_json.write_text(json.dumps({"kernel": {
+            "id": kid, "release": kernel.release, "version": str(kernel.version),
+            "accel": choose_accel(self.cfg.accel) if self._backend().vm else "tcg"}}))
         argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
                 "-o", "addopts=", "--rootdir", str(self.config.rootpath),
-                "--ebpf-guest", str(rundir / "guest.json"), "-q",
+                "--ebpf-guest", str(guest_json), "-q",
                 *[guest_nodeid(it) for it in items]]
         limit = self.cfg.vm_timeout or 300 + 120 * len(items)
         task = {"kind": "command", "argv": argv, "cwd": str(self.config.invocation_params.dir),
                 "command_timeout": limit, "timeout": limit + 30,
                 "env": {"PYTHONDONTWRITEBYTECODE": "1"}}
-        subject = Subject(f"pytest ({len(items)} tests)", task)
-        progress = Progress(quiet=False)
+        return Subject(f"pytest ({len(items)} tests)", task)
 
-        def listener(ev: Event) -> None:
-            if isinstance(ev, BootStarted):
-                progress.note(f"ebpf-harness: booting {ev.kernel} for {len(items)} test(s)")
-        run = run_one(kernel, [subject], self.cfg, self._backend(), rundir / "vm", listener,
-                      accel, cpus)
-        return run, reports_path
-
-    def _take(self, kid: str, run: KernelRun, reports_path: Path) -> None:
+    def _take(self, kid: str, run: KernelRun) -> None:
         """A kernel's run and its guest's test reports, replayed here."""
         self.runs[kid] = run
         self.infos[kid] = run.info
-        why = self._why_missing(run)
-        for line in read_guest_file(reports_path).splitlines():
+        self.unfinished[kid] = self._why_missing(run)
+        reports = run.results_dir / PYTEST_REPORTS if run.results_dir else None
+        for line in (read_guest_file(reports) if reports else "").splitlines():
             try:
                 ev = json.loads(line)
             except json.JSONDecodeError:
@@ -195,20 +189,22 @@ class HostSide:
                     rep.longrepr = tuple(rep.longrepr)
                 self.reports.setdefault(rep.nodeid, []).append(rep)
             elif ev.get("type") == "collect-error":
-                why = f"collection failed inside kernel {kid}: {ev['longrepr']}"
-        self.unfinished_why[kid] = why
+                self.unfinished[kid] = ("error", f"collection failed inside kernel {kid}: "
+                                                 f"{ev['longrepr']}")
 
-    def _why_missing(self, run: KernelRun) -> str:
+    def _why_missing(self, run: KernelRun) -> tuple[str, str]:
+        """(status, message) for a test the guest never finished, from the run's own
+        verdict (runner.collect read the console and how the VM ended)."""
         r = run.results[0] if run.results else None
-        console = run.console_path.read_text(errors="replace") if run.console_path and \
-            run.console_path.exists() else ""
-        crash = find_crash(console)
-        if crash or (r and r.status == "crash"):
-            return f"kernel crashed in {run.kernel.id} before this test finished:\n{crash or r.console}"
-        if r and r.status == "timeout":
-            return f"VM timed out in {run.kernel.id}: {r.detail}"
-        detail = (r.detail + "\n" + r.output) if r else "no result"
-        return f"the test did not run inside kernel {run.kernel.id}: {detail}"
+        if r is None:
+            return "error", f"the test did not run inside kernel {run.kernel.id}: no result"
+        if r.status == "crash":
+            return "crash", f"kernel crashed in {run.kernel.id} before this test finished:\n" \
+                            f"{r.console or r.detail}"
+        if r.status == "timeout":
+            return "timeout", f"VM timed out in {run.kernel.id}: {r.detail}"
+        return "error" if r.status == "error" else "fail", \
+            f"the test did not run inside kernel {run.kernel.id}: {r.detail}\n{r.output}"
 
     # -- replaying --------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -226,10 +222,10 @@ class HostSide:
         phases = {r.when for r in reps}
         if "teardown" not in phases:
             # the guest stopped inside this test (a crash, a hang): fail the phase it was in
-            msg = self.unfinished_why.get(kid, f"no report from kernel {kid}")
+            status, msg = self.unfinished.get(kid, ("error", f"no report from kernel {kid}"))
             when = "call" if "call" not in phases else "teardown"
             reps.append(pytest.TestReport(item.nodeid, item.location, {}, "failed", msg, when,
-                                          [], 0.0))
+                                          [], 0.0, user_properties=[(STATUS, status)]))
         for rep in reps:
             rep.nodeid = item.nodeid
             if (KID, kid) not in rep.user_properties:
@@ -248,14 +244,17 @@ class HostSide:
         if report.when != "call" and not (report.failed or report.skipped):
             return
         longrepr = str(report.longrepr) if report.longrepr else ""
-        status, stage = outcome_status(report.outcome, report.when, longrepr)
+        host = next((v for k, v in report.user_properties if k == STATUS), None)
+        status, stage = outcome_status(report.outcome, report.when, host)
         detail = failure_line(longrepr)
         if report.skipped and isinstance(report.longrepr, tuple):
             detail = str(report.longrepr[2])
+        obs = Observation(base_nodeid(report.nodeid, kid), status, stage, detail,
+                          duration=report.duration, output=longrepr[-4000:])
         # a skip is what the test asked for (a marker, min_kernel, pytest.skip): expected
-        r = Result(base_nodeid(report.nodeid, kid), kid, status, stage, detail,
-                   expected="skip" if status == "skip" else "pass",
-                   duration=report.duration, output=longrepr[-4000:])
+        expect = Expectation("skip", "test", detail) if status == "skip" else PASS
+        version = self.by_id[kid].version if kid in self.by_id else KernelVersion(0, 0, 0)
+        r = decide(obs, Context(version, expectation=expect)).result(obs, kid)
         key = (r.subject, kid)
         self.cells[key] = worse_of(self.cells.get(key), r)
 
@@ -266,8 +265,6 @@ class HostSide:
                                                       pinned=k.pinned)
             report.kernels.append(info)
         report.results = list(self.cells.values())
-        for r in report.results:
-            r.cause = classify(r)
         return report
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

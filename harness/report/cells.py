@@ -7,7 +7,8 @@ from ..results import Report, Result
 # (status) -> (terminal text, Markdown/HTML symbol, what it means)
 STATUS = {
     "pass": ("pass", "✅", "accepted, and attached / behaved where checked"),
-    "skip": ("skip", "⏭️", "below the declared minimum kernel (or a declared option is missing)"),
+    "skip": ("skip", "⏭️", "not run (a test's kernel range or pytest.skip, a program switched "
+             "off by its set-up file)"),
     "reject": ("REJECT", "⛔", "refused at load (verifier, unknown helper, map or program type)"),
     "fail": ("FAIL", "❌", "loaded, but attach, behaviour or the command failed"),
     "error": ("ERROR", "⚠️", "harness or set-up problem, not the program's fault"),
@@ -19,12 +20,23 @@ STATUS = {
 INFO_ROWS = ("↳ rows are an object's programs, shown for information: the object's row "
              "carries the verdict (--per-program for the other way round)")
 UNEXPECTED_PASS = ("pass?", "❗", "passes where the declaration rules the kernel out: fix it")
+# a reject or fail that was expected (below a declared or predicted minimum kernel): the
+# status is still shown, in lower case, with its own symbol
+EXPECTED_REFUSAL = ("reject/fail", "🔽", "refused as expected: below its declared or predicted "
+                    "minimum kernel (the detail names what it needs)")
+
+
+def expected_refusal(r: Result) -> bool:
+    return r.status in ("reject", "fail") and r.expected == "refusal" and r.as_expected
 
 
 def term(r: Result | None) -> str:
-    """The terminal cell: '!' marks a cell that does not meet its expectation."""
+    """The terminal cell: the status; lower case for a refusal that was expected; '!'
+    marks a cell that does not meet its expectation."""
     if r is None:
         return "-"
+    if expected_refusal(r):
+        return r.status
     text = STATUS.get(r.status, (r.status,))[0]
     return text if r.meets_expectation else text + "!"
 
@@ -34,12 +46,24 @@ def symbol(r: Result | None) -> str:
         return "·"
     if r.status == "pass" and not r.meets_expectation:
         return UNEXPECTED_PASS[1]
+    if expected_refusal(r):
+        return EXPECTED_REFUSAL[1]
     return STATUS.get(r.status, ("", "?"))[1]
+
+
+def expectation_text(r: Result) -> str:
+    """'expected: refusal, needs bpf_loop helper (5.17) (prediction)', '' for the default."""
+    if not r.expected_by and r.expected == "pass":
+        return ""
+    why = f", {r.expected_reason}" if r.expected_reason else ""
+    by = f" ({r.expected_by})" if r.expected_by else ""
+    return f"expected: {r.expected}{why}{by}"
 
 
 def legend(symbols: bool) -> list[tuple[str, str]]:
     """(mark, meaning) for every status, in report order."""
     rows = [(s[1] if symbols else s[0], s[2]) for s in STATUS.values()]
+    rows.append((EXPECTED_REFUSAL[1] if symbols else "reject, fail", EXPECTED_REFUSAL[2]))
     rows.append((UNEXPECTED_PASS[1] if symbols else "'!'",
                  UNEXPECTED_PASS[2] if symbols else "marks a cell that does not meet its expectation"))
     return rows

@@ -11,7 +11,7 @@ A cell is
   changed    another change of status (reject -> fail, ...)
   unchanged  same status
   new, gone  only in the run, only in the baseline
-Rows shown for information (expected 'info': an object's programs, unless --per-program)
+Rows shown for information (info: an object's programs, unless --per-program)
 never count as worse. The gate fails on any worse cell, and on verifier-instruction growth above a threshold
 when one is given (growth alone is reported, never fatal, without it).
 """
@@ -131,7 +131,7 @@ def _kind(b: Result | None, n: Result | None) -> str:
     if b.status == "pass":
         # a row shown for information (a program of an object whose row carries the
         # verdict) changes; only verdict rows get worse
-        return "changed" if n.expected == "info" else "worse"
+        return "changed" if n.info else "worse"
     if n.status == "pass":
         return "better"
     return "changed"

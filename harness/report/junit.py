@@ -11,6 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..results import Report, Result
+from . import cells
 from .markdown import stats_line
 
 
@@ -46,8 +47,11 @@ def render_junit(report: Report) -> str:
             case = ET.SubElement(suite, "testcase", classname=r.subject, name=k.id,
                                  time=f"{r.duration or 0:.3f}")
             _props(case, {**kprops, "status": r.status, "stage": r.stage, "cause": r.cause})
-            if r.meets_expectation and r.status == "skip":
-                ET.SubElement(case, "skipped", message=r.detail[:500])
+            if r.meets_expectation and r.status != "pass":
+                # not run, or refused where that was expected: neither a pass nor a failure
+                what = r.detail if r.status == "skip" else \
+                    f"{r.status} as {cells.expectation_text(r)}: {r.detail}"
+                ET.SubElement(case, "skipped", message=what[:500])
                 counts["skipped"] += 1
             elif not r.meets_expectation:
                 tag = "error" if r.status in ("error", "setup") else "failure"

@@ -30,7 +30,11 @@ def stats_line(r: Result) -> str:
 def _details(r: Result) -> list[str]:
     cause = f", {r.cause}" if r.cause else ""
     head = f"<code>{r.subject}</code> @ {r.kernel}: {cells.symbol(r)} {r.status} ({r.stage}{cause})"
-    body = [f"<details><summary>{head}</summary>", "", _fence(r.detail)]
+    body = [f"<details><summary>{head}</summary>", ""]
+    expect = cells.expectation_text(r)
+    if expect:
+        body += [f"*{md_cell(expect)}*", ""]
+    body.append(_fence(r.detail))
     if r.verifier and r.verifier.summary:
         body += ["**verifier:**", "", _fence(r.verifier.summary)]
     stats = stats_line(r)

@@ -47,12 +47,15 @@ def render_matrix(report: Report, width: int = 100) -> str:
             detail = " ".join(r.detail.split())
             if len(detail) > width * 2:
                 detail = detail[: width * 2 - 1] + "…"
-            tag = f"{r.stage}, {r.cause}" if r.cause else r.stage
+            tag = f"{r.status}, {r.stage}, {r.cause}" if r.cause else f"{r.status}, {r.stage}"
             if r.unexplained:
                 tag = f"UNEXPLAINED: refused at or above its predicted {r.predicted}; {tag}"
+            expect = cells.expectation_text(r)
+            if expect and not r.info:
+                tag += f"; {expect}"
             lines.append(f" {mark} {r.subject} @ {r.kernel} [{tag}]: {detail}")
     for r in report.results:
-        if r.status == "pass" and r.expected == "skip":
+        if r.status == "pass" and not r.meets_expectation:
             lines.append(f" ! {r.subject} @ {r.kernel}: {r.detail}")
     predicted = cells.predictions(report)
     if predicted:

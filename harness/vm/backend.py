@@ -70,6 +70,10 @@ class VMOutcome:
 
 class Backend(Protocol):
     name: str
+    vm: bool  # a real VM, whose accelerator is chosen (KVM when usable)
+    # the agent sets the guest up (bpffs, debugfs, ...); the local backend's "guest" is
+    # this machine, which is left alone
+    guest_setup: bool
 
     def run(self, req: VMRequest) -> VMOutcome: ...
 
@@ -210,6 +214,8 @@ def supervise(proc: subprocess.Popen[bytes], timeout: float,
 
 class VngBackend:
     name = "vng"
+    vm = True
+    guest_setup = True
 
     def run(self, req: VMRequest) -> VMOutcome:
         vng = tools.which("vng")
@@ -243,6 +249,8 @@ class FakeBackend:
     """Replays recorded guest events: ``script(request) -> (events, console text)``."""
 
     name = "fake"
+    vm = False  # no accelerator to choose: tcg is recorded
+    guest_setup = True
 
     def __init__(self, script: Script, seconds: float = 0.01) -> None:
         self.script = script
@@ -269,6 +277,8 @@ class LocalBackend:
     """
 
     name = "local"
+    vm = False
+    guest_setup = False
 
     def run(self, req: VMRequest) -> VMOutcome:
         t0 = time.monotonic()
