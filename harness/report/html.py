@@ -99,7 +99,8 @@ def _cell_view(r: Result | None, idx: int) -> dict[str, Any]:
     return {
         "idx": idx, "r": r, "word": cells.term(r), "status": r.status,
         "unexpected": not r.meets_expectation, "stats": stats,
-        "title": f"{r.subject} @ {r.kernel}: {r.status} ({r.stage})",
+        "title": f"{r.subject} @ {r.kernel}: {r.status} ({r.stage})"
+                 + (f"; {cells.expectation_text(r)}" if cells.expectation_text(r) else ""),
     }
 
 

@@ -119,12 +119,13 @@ def test_verdicts_follow_when_features_entered_the_kernel(run):
             assert loop.status == "pass", loop.detail
             assert loop.verifier.insns_processed and loop.verifier.insns_processed > 0
         else:
-            # explained by what the object needs, read from it, before the verifier's words;
-            # nothing declared, so the prediction is the expectation: the expected skip
-            assert loop.status == "skip", loop.detail
-            assert loop.detail.startswith("needs bpf_loop helper (5.17), callbacks (5.13); "
-                                          f"this kernel is {k.version}; reject: verifier:"), \
-                loop.detail
+            # what happened (the verifier refused it), and beside it why that was expected:
+            # nothing declared, so the prediction read from the object is the expectation
+            assert (loop.status, loop.expected, loop.expected_by) == \
+                ("reject", "refusal", "prediction"), loop.detail
+            assert loop.expected_reason == ("needs bpf_loop helper (5.17), callbacks (5.13) "
+                                            f"(predicted minimum 5.17); this kernel is {k.version}")
+            assert loop.detail.startswith("verifier:") and loop.as_expected, loop.detail
             assert loop.predicted == "5.17" and not loop.unexplained and loop.verifier.log
 
 
@@ -145,7 +146,8 @@ def test_bundled_programs_behave(run):
             if k is oldest and cell.status == "crash":
                 pytest.fail(f"{subject} crashed on {k.id}: {cell.detail}")
             assert cell.meets_expectation, f"{subject} on {k.id}: {cell.status} {cell.detail}"
-    assert status(report, "observability/bpf_loop_demo", oldest.id) == "skip"
+    demo = report.cell("observability/bpf_loop_demo", oldest.id)
+    assert (demo.status, demo.expected, demo.expected_by) == ("reject", "refusal", "declaration")
 
 
 def test_commands_alive_and_failing(run):
@@ -224,7 +226,7 @@ def test_corpus_object_rows_agree_with_the_real_tools(run):
             for r in report.results:
                 if r.parent == f"/usr/sbin/{t}" and r.kernel == k.id:
                     assert r.cause not in ("needs-setup", "map-create-failed"), (r.subject, r.detail)
-                    assert r.expected == "info"
+                    assert r.info
     newest = max(kernels, key=lambda k: k.version)
     # fentry and kprobe of the same functions: inferred alternatives, one of them in use
     vfs = report.cell("/usr/sbin/vfsstat", newest.id)
