@@ -229,6 +229,10 @@ def check_options(args: argparse.Namespace) -> None:
         inputs.output_file(getattr(args, option, None), "-o" if option == "output"
                            else f"--{option}")
     inputs.input_file(getattr(args, "baseline", None), "baseline results JSON")
+    setup = getattr(args, "setup", None)
+    if setup is not None and not setup.exists():
+        raise ConfigError(f"--setup {setup}: no such file or directory; give a set-up TOML "
+                          "file, or a directory of NAME.setup.toml files")
     for path in [*getattr(args, "results", []), getattr(args, "base", None),
                  getattr(args, "new", None)]:
         inputs.input_file(path, "results JSON")

@@ -298,3 +298,8 @@ def test_plugin_skip_says_which_kernels_and_range(pytester: pytest.Pytester,
         "*test_k[[]5.10.0-t[]] PASSED*",
         "*test_k[[]7.3.0-t[]] PASSED*",
     ])
+
+
+def test_a_missing_setup_file(files, tmp_path):
+    p, _ = harness("check", str(files["good"]), "--setup", "nope.setup.toml", cwd=tmp_path)
+    assert_refused(p, "--setup nope.setup.toml", "no such file or directory")
