@@ -73,8 +73,8 @@ def _count(text: str) -> int:
     return n
 
 
-def _lock_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lock", type=Path, metavar="FILE", help="use exactly the kernel builds this "
+def _lock_options(p: argparse.ArgumentParser, what: str = "use exactly") -> None:
+    p.add_argument("--lock", type=Path, metavar="FILE", help=f"{what} the kernel builds this "
                    "lock file pins (default: kernels.lock beside pyproject.toml, if present)")
     p.add_argument("--no-lock", action="store_true", help="ignore any configured lock file")
 
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "--kernels (a line keeps its newest cached build); nothing is downloaded")
     kpr.add_argument("--dry-run", action="store_true", help="print what would be removed; "
                      "remove nothing")
-    _lock_options(kpr)
+    _lock_options(kpr, what="without --keep, keep")
 
     cp = sub.add_parser("check", help="load, verify and attach every program of objects")
     cp.add_argument("paths", nargs="+", help=".bpf.o objects, .bpf.c sources, or programs "
