@@ -96,3 +96,48 @@ def from_guest(kernel: str, ev: dict) -> Event | None:
         return CheckFinished(kernel, str(ev.get("subject", "")), str(ev.get("status", "error")),
                              str(ev.get("detail", "")), ev.get("duration"))
     return None
+
+
+# --- preparing kernels (kernels/, session.prepare_kernels), before any VM ------------------
+
+
+@dataclass(frozen=True)
+class KernelResolving:
+    """A kernel's preparation begins: resolved in the signed archive index, or, with
+    locked_release, exactly the build a lock file pins."""
+
+    kernel: str
+    locked_release: str = ""
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Bytes of one download so far (an index or a package), as they arrive."""
+
+    label: str  # "trixie InRelease", "trixie Packages", a package name
+    done: int
+    total: int  # 0: not known
+    kernel: str = ""  # the kernel whose preparation asked for it; "" for none (kernels lock)
+
+
+@dataclass(frozen=True)
+class KernelReady:
+    """A kernel tree is verified, extracted and bootable."""
+
+    kernel: str
+    release: str
+    origin: str
+    locked: bool
+
+
+@dataclass(frozen=True)
+class KernelFetchFailed:
+    """A kernel could not be prepared; the error itself is raised to the caller."""
+
+    kernel: str
+    error: str  # its first line
+
+
+FetchEvent = KernelResolving | DownloadProgress | KernelReady | KernelFetchFailed
+FetchListener = Callable[[FetchEvent], None]

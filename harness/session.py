@@ -16,11 +16,14 @@ from .build.compile import compile_bpf
 from .build.vmlinux import vmlinux_header
 from .config import Config
 from .errors import CompileError, ConfigError
+from .events import FetchListener, KernelFetchFailed, KernelReady, KernelResolving
 from .kernels.cache import Cache
 from .kernels.catalog import KernelRequest, load_catalog, parse_kernel_ids
-from .kernels.fetch import CANCEL, prepare, prepare_locked
+from .kernels.download import CANCEL
 from .kernels.lock import LockedKernel, read_lock
+from .kernels.locked import prepare_locked
 from .kernels.model import KernelSpec
+from .kernels.prepare import prepare
 from .report.progress import Progress
 from .results import Report
 from .runner import Subject, new_workdir, run_kernels
@@ -36,30 +39,35 @@ def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progr
     verified side by side (the downloads wait on the network, the checksums on the disk).
 
     With a lock file (lock, else config.lock) exactly the builds it pins: every locked id
-    when ids is None, else only ids present in it (another id is a ConfigError).
+    when ids is None, else only ids present in it (another id is a ConfigError). Each
+    step reaches progress as a typed event (events.KernelResolving, DownloadProgress,
+    KernelReady, KernelFetchFailed).
     """
     catalog = load_catalog(config.catalog)
     Cache(config.cache_dir).hold_active()  # downloads in progress are not prune's leftovers
     lock = lock or config.lock
-    jobs: list[tuple[str, Callable[[], KernelSpec], str]] = []
+    listener = progress.event
+    jobs: list[tuple[str, Callable[[], KernelSpec]]] = []
+    starts: list[KernelResolving] = []
     if lock is not None:
         for lk in read_lock(lock).select(ids, catalog):
             def locked(lk: LockedKernel = lk) -> KernelSpec:
-                return prepare_locked(lk, config, progress=progress.download, lock_path=lock)
-            jobs.append((lk.id, locked, f"locked build {lk.release} ({lk.origin})"))
+                return prepare_locked(lk, config, listener, lock_path=lock)
+            jobs.append((lk.id, locked))
+            starts.append(KernelResolving(lk.id, lk.release, lk.origin))
     else:
         for req in parse_kernel_ids(ids or "default", catalog):
             def fetched(req: KernelRequest = req) -> KernelSpec:
-                return prepare(req, catalog, config, progress=progress.download)
-            jobs.append((req.id, fetched, "" if req.kind == "local" else
-                         "resolving in the signed archive index"))
-    for kid, _, what in jobs:
-        if what:
-            progress.kernel(kid, "fetch", what)
-    return _in_parallel(jobs, progress, locked=lock is not None)
+                return prepare(req, catalog, config, listener)
+            jobs.append((req.id, fetched))
+            if req.kind != "local":
+                starts.append(KernelResolving(req.id))
+    for ev in starts:
+        listener(ev)
+    return _in_parallel(jobs, listener, locked=lock is not None)
 
 
-def _in_parallel(jobs: list[tuple[str, Callable[[], KernelSpec], str]], progress: Progress,
+def _in_parallel(jobs: list[tuple[str, Callable[[], KernelSpec]]], listener: FetchListener,
                  locked: bool) -> list[KernelSpec]:
     """Every job's kernel, in the jobs' order; the first failure (in that order) is raised
     once all have ended, and Ctrl-C stops the downloads under way."""
@@ -67,12 +75,16 @@ def _in_parallel(jobs: list[tuple[str, Callable[[], KernelSpec], str]], progress
         return []
     pool = ThreadPoolExecutor(max_workers=min(FETCH_JOBS, len(jobs)),
                               thread_name_prefix="fetch")
-    futures = [pool.submit(fn) for _, fn, _ in jobs]
+    futures = [pool.submit(fn) for _, fn in jobs]
     out: list[KernelSpec] = []
     try:
-        for (kid, _, _), f in zip(jobs, futures, strict=True):
-            k = f.result()  # a failure: the others not started are cancelled below
-            progress.kernel(kid, "ready", f"{k.release} ({k.origin}{', locked' if locked else ''})")
+        for (kid, _), f in zip(jobs, futures, strict=True):
+            try:
+                k = f.result()  # a failure: the others not started are cancelled below
+            except Exception as e:
+                listener(KernelFetchFailed(kid, (str(e).splitlines() or [type(e).__name__])[0]))
+                raise
+            listener(KernelReady(kid, k.release, k.origin, locked))
             out.append(k)
     except KeyboardInterrupt:
         CANCEL.set()  # each download ends at its next chunk

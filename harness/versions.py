@@ -1,4 +1,8 @@
-"""Kernel versions and Debian package versions, compared as versions, never as strings."""
+"""Kernel versions and Debian package versions, compared as versions, never as strings.
+
+Kernel versions (major.minor.patch) are the harness's own; Debian package versions are
+compared by python-debian (dpkg's algorithm).
+"""
 
 from __future__ import annotations
 
@@ -94,61 +98,12 @@ def matches_all(constraints: list[VersionConstraint], v: KernelVersion) -> bool:
     return all(c.matches(v) for c in constraints)
 
 
-# --- Debian package versions (the dpkg algorithm) -------------------------------------
-
-
-def _order(c: str) -> int:
-    if c == "~":
-        return -1
-    if c.isdigit():
-        return 0
-    if c.isalpha():
-        return ord(c)
-    return ord(c) + 256
-
-
-def _cmp_fragment(a: str, b: str) -> int:
-    ia = ib = 0
-    while ia < len(a) or ib < len(b):
-        first_diff = 0
-        while (ia < len(a) and not a[ia].isdigit()) or (ib < len(b) and not b[ib].isdigit()):
-            ac = _order(a[ia]) if ia < len(a) else 0
-            bc = _order(b[ib]) if ib < len(b) else 0
-            if ac != bc:
-                return ac - bc
-            ia += 1
-            ib += 1
-        while ia < len(a) and a[ia] == "0":
-            ia += 1
-        while ib < len(b) and b[ib] == "0":
-            ib += 1
-        while ia < len(a) and a[ia].isdigit() and ib < len(b) and b[ib].isdigit():
-            if not first_diff:
-                first_diff = ord(a[ia]) - ord(b[ib])
-            ia += 1
-            ib += 1
-        if ia < len(a) and a[ia].isdigit():
-            return 1
-        if ib < len(b) and b[ib].isdigit():
-            return -1
-        if first_diff:
-            return first_diff
-    return 0
-
-
-def _split_debian(v: str) -> tuple[int, str, str]:
-    epoch = 0
-    if ":" in v:
-        e, v = v.split(":", 1)
-        epoch = int(e)
-    upstream, _, revision = v.rpartition("-") if "-" in v else (v, "", "")
-    return epoch, upstream, revision
+# --- Debian package versions -------------------------------------------------------------
 
 
 def compare_debian_versions(a: str, b: str) -> int:
-    """Negative, zero or positive as Debian version a sorts before, equal to or after b."""
-    ea, ua, ra = _split_debian(a)
-    eb, ub, rb = _split_debian(b)
-    if ea != eb:
-        return ea - eb
-    return _cmp_fragment(ua, ub) or _cmp_fragment(ra, rb)
+    """Negative, zero or positive as Debian version a sorts before, equal to or after b,
+    in dpkg's order (python-debian's; a version that is not one raises ValueError)."""
+    from debian.debian_support import version_compare  # host side only: guests import this module
+
+    return version_compare(a, b)

@@ -10,9 +10,9 @@ from harness.kernels.debian import (
     image_release,
     parse_packages,
     parse_release,
-    relation_names,
+    signature_ok,
 )
-from harness.kernels.fetch import HEADER_FAMILIES, IMAGE_FAMILIES, choose, signature_ok
+from harness.kernels.resolve import HEADER_FAMILIES, IMAGE_FAMILIES, choose
 
 H = "a" * 64
 RELEASE = f"""Origin: Debian
@@ -85,8 +85,9 @@ def test_image_release_only_generic_flavour():
     assert image_release("linux-image-6.1.0-50-amd64-unsigned") is None
 
 
-def test_relation_names_keep_alternatives():
-    assert relation_names("a (>= 1), b | c:any, d") == [["a"], ["b", "c"], ["d"]]
+def test_depends_keep_alternatives_by_name():
+    (pkg,) = parse_packages(stanza("linux-x", "1", "a (>= 1), b | c:any, d"), "sid").values()
+    assert pkg.depends == (("a",), ("b", "c"), ("d",))
 
 
 def test_sid_meta_package_follows_binary_and_modules():
@@ -193,10 +194,18 @@ def test_an_index_for_another_suite_is_refused():
 
 
 def test_expired_and_undigestible_signatures_are_refused():
-    from harness.kernels.fetch import signature_ok
-
     good = "[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG K name\n[GNUPG:] VALIDSIG F 2026-10-30\n"
     assert signature_ok(good)
     assert not signature_ok(good + "[GNUPG:] EXPSIG K name\n")
     assert signature_ok(good + "[GNUPG:] ERRSIG K 1 8 01 0 9\n[GNUPG:] NO_PUBKEY K\n")
     assert not signature_ok(good + "[GNUPG:] ERRSIG K 1 2 01 0 5\n")  # a weak digest
+
+
+def test_release_fields_span_lines_and_odd_checksum_lines_are_skipped():
+    text = RELEASE.replace("Origin: Debian\n", "Origin: Debian\nDescription: Debian x\n more text\n")
+    text += f" {'d' * 63} 5 main/short-hash\n {'e' * 64} five main/bad-size\n"
+    rel = parse_release(text)
+    assert set(rel.files) == {"main/binary-amd64/Packages", "main/binary-amd64/Packages.xz"}
+    assert rel.suite == "unstable" and rel.date.startswith("Fri, 30 Oct")
+    with pytest.raises(VerificationError, match="empty Release"):
+        parse_release("\n")

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import Config
 from harness.errors import MirrorError, VerificationError
-from harness.kernels import fetch
+from harness.kernels import download
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -57,31 +56,27 @@ def server() -> Iterator[str]:
     srv.shutdown()
 
 
-def _archive(tmp_path: Path) -> fetch.Archive:
-    return fetch.Archive(Config(cache_dir=tmp_path / "cache", mirror="http://127.0.0.1:9"))
-
-
 def test_more_bytes_than_the_index_gives_are_refused(tmp_path: Path, server: str):
     dest = tmp_path / "f"
     with pytest.raises(VerificationError, match="more than the 100 bytes the signed index gives"):
-        _archive(tmp_path)._get(f"{server}/big", dest, "big", expected=100)
+        download.get(f"{server}/big", dest, expected=100)
     assert not dest.exists() and not list(tmp_path.glob(".f.*"))  # nothing half-written
 
 
 def test_a_download_past_its_deadline_is_stopped(tmp_path: Path, server: str,
                                                  monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(fetch, "download_deadline", lambda size: 0.5)
-    monkeypatch.setattr(fetch, "RETRY_PAUSE", 0.0)
+    monkeypatch.setattr(download, "download_deadline", lambda size: 0.5)
+    monkeypatch.setattr(download, "RETRY_PAUSE", 0.0)
     t0 = time.monotonic()
     with pytest.raises(MirrorError, match="not downloaded within"):
-        _archive(tmp_path)._get(f"{server}/slow", tmp_path / "f", "slow", expected=1000)
+        download.get(f"{server}/slow", tmp_path / "f", expected=1000)
     assert time.monotonic() - t0 < 8
     assert _Handler.hits["/slow"] == 2  # retried once
 
 
 def test_a_transient_failure_is_retried_once(tmp_path: Path, server: str,
                                              monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(fetch, "RETRY_PAUSE", 0.0)
+    monkeypatch.setattr(download, "RETRY_PAUSE", 0.0)
     dest = tmp_path / "f"
-    _archive(tmp_path)._get(f"{server}/flaky", dest, "flaky", expected=2)
+    download.get(f"{server}/flaky", dest, expected=2)
     assert dest.read_bytes() == b"ok" and _Handler.hits["/flaky"] == 2

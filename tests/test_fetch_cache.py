@@ -8,12 +8,8 @@ import pytest
 from harness.config import Config
 from harness.errors import MirrorError, VerificationError
 from harness.kernels.cache import Cache
-from harness.kernels.fetch import Archive
-
-
-def _archive(tmp_path: Path, mirror: Path) -> Archive:
-    cfg = Config(cache_dir=tmp_path / "cache", mirror=mirror.as_uri())
-    return Archive(cfg)
+from harness.kernels.download import get, get_verified
+from harness.kernels.index import verify_inrelease
 
 
 def test_verified_download_and_corrupt_cache_entry_refetched(tmp_path):
@@ -22,12 +18,11 @@ def test_verified_download_and_corrupt_cache_entry_refetched(tmp_path):
     payload = b"kernel bits" * 1000
     (mirror / "k.deb").write_bytes(payload)
     sha = hashlib.sha256(payload).hexdigest()
-    a = _archive(tmp_path, mirror)
     dest = tmp_path / "cache" / "debs" / "k.deb"
-    a._verified((mirror / "k.deb").as_uri(), dest, sha, len(payload), "k")
+    get_verified((mirror / "k.deb").as_uri(), dest, sha, len(payload))
     assert dest.read_bytes() == payload
     dest.write_bytes(b"corrupted")  # e.g. a disk error or a tampered cache
-    a._verified((mirror / "k.deb").as_uri(), dest, sha, len(payload), "k")
+    get_verified((mirror / "k.deb").as_uri(), dest, sha, len(payload))
     assert dest.read_bytes() == payload
     assert not list(dest.parent.glob("*.part"))
 
@@ -36,27 +31,24 @@ def test_checksum_mismatch_is_refused_and_nothing_kept(tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "k.deb").write_bytes(b"evil")
-    a = _archive(tmp_path, mirror)
     dest = tmp_path / "cache" / "debs" / "k.deb"
     with pytest.raises(VerificationError, match="does not match the signed index"):
-        a._verified((mirror / "k.deb").as_uri(), dest, "0" * 64, 4, "k")
+        get_verified((mirror / "k.deb").as_uri(), dest, "0" * 64, 4)
     assert not dest.exists()
     assert not list(dest.parent.glob("*"))
 
 
 def test_unreachable_mirror_names_url_and_how_to_configure(tmp_path):
-    a = _archive(tmp_path, tmp_path / "nowhere")
     with pytest.raises(MirrorError) as e:
-        a._get((tmp_path / "nowhere" / "x").as_uri(), tmp_path / "x", "x")
+        get((tmp_path / "nowhere" / "x").as_uri(), tmp_path / "x")
     assert "nowhere" in str(e.value) and "--mirror" in str(e.value)
 
 
 def test_unsigned_inrelease_is_refused_by_gpgv(tmp_path):
     f = tmp_path / "InRelease"
     f.write_text("Origin: Debian\nSHA256:\n " + "a" * 64 + " 1 main/binary-amd64/Packages.xz\n")
-    a = _archive(tmp_path, tmp_path)
     with pytest.raises(VerificationError, match="does not verify"):
-        a._gpgv(f, "sid")
+        verify_inrelease(f, Config().keyring, "sid")
     assert not f.exists()  # an unverified index is not kept
 
 
@@ -95,7 +87,7 @@ def test_lock_is_exclusive_across_processes(tmp_path):
 def _tree(cfg, rel: str) -> Path:
     import json
 
-    from harness.kernels.fetch import TREE_META
+    from harness.kernels.trees import TREE_META
 
     t = cfg.cache_dir / "kernels" / rel
     t.mkdir(parents=True)
@@ -108,7 +100,7 @@ def test_prune_keeps_what_a_running_harness_uses(cfg):
     import sys
 
     from harness.kernels.cache import Cache
-    from harness.kernels.fetch import in_use_name, prune
+    from harness.kernels.prune import in_use_name, prune
 
     a, b = _tree(cfg, "6.1.0-a"), _tree(cfg, "6.12.0-b")
     part = cfg.cache_dir / "debs" / ".x.deb.abc.part"
@@ -134,7 +126,7 @@ def test_prune_keeps_what_a_running_harness_uses(cfg):
 
 
 def test_prune_dry_run_names_what_it_would_remove_and_removes_nothing(cfg):
-    from harness.kernels.fetch import prune
+    from harness.kernels.prune import prune
 
     a, b = _tree(cfg, "6.1.0-a"), _tree(cfg, "6.12.0-b")
     part = cfg.cache_dir / "debs" / ".x.deb.abc.part"

@@ -22,7 +22,6 @@ from harness.cli import main
 from harness.config import Config, load_config
 from harness.errors import ConfigError, KernelError, VerificationError
 from harness.kernels.catalog import load_catalog, parse_kernel_ids
-from harness.kernels.fetch import TREE_META, lock_kernels, prepare, prepare_locked, relock
 from harness.kernels.lock import (
     LockedKernel,
     LockedPackage,
@@ -34,6 +33,9 @@ from harness.kernels.lock import (
     to_dict,
     write_lock,
 )
+from harness.kernels.locked import lock_kernels, prepare_locked, relock
+from harness.kernels.prepare import prepare
+from harness.kernels.trees import TREE_META
 from harness.report.progress import Progress
 from harness.session import prepare_kernels
 
@@ -312,6 +314,21 @@ def test_lock_pins_every_package_from_the_signed_index(tmp_path, acfg, catalog, 
 
 
 @needs_tools
+def test_preparing_reports_each_download_as_an_event(tmp_path, acfg, catalog):
+    from harness.events import DownloadProgress
+
+    heard = []
+    spec = prepare(parse_kernel_ids("6.12", catalog)[0], catalog, acfg, heard.append)
+    assert {type(e) for e in heard} == {DownloadProgress} and {e.kernel for e in heard} == {"6.12"}
+    done = {e.label for e in heard if e.done == e.total}
+    assert {"trixie InRelease", "trixie Packages", f"linux-image-{REL}"} <= done
+    heard.clear()
+    path = _lock(acfg, catalog, tmp_path / "kernels.lock")
+    again = prepare_locked(read_lock(path).get("6.12"), acfg, heard.append, lock_path=path)
+    assert again.root == spec.root and not any(e.label.startswith("linux-") for e in heard)
+
+
+@needs_tools
 def test_prepare_from_lock_fetches_verifies_and_pins(tmp_path, acfg, catalog):
     path = _lock(acfg, catalog, tmp_path / "kernels.lock")
     lk = read_lock(path).get("6.12")
@@ -440,7 +457,7 @@ def test_cli_lock_then_fetch_with_lock(cli_env, capsys):
 def test_cli_id_outside_lock_and_bad_lock_are_one_line_errors(cli_env, capsys):
     assert main(["kernels", "lock", "6.12", "-q"]) == 0
     capsys.readouterr()
-    assert main(["check", "x.bpf.o", "-k", "6.1", "--lock", "kernels.lock", "-q"]) == 2
+    assert main(["kernels", "fetch", "6.1", "--lock", "kernels.lock", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "kernel '6.1' is not in the lock file kernels.lock" in err
     (cli_env / "bad.lock").write_text("lock_version = 1\n")

@@ -96,3 +96,18 @@ def test_catalog_unknown_keys_name_the_file_and_key(tmp_path):
     (tmp_path / "k.toml").write_text('flavor = "amd64"\n[lines."6.1"]\nsuites = ["bookworm"]\n')
     with pytest.raises(ConfigError, match="unknown key 'flavor'"):
         load_catalog(tmp_path)
+
+
+def test_deb822_sources_keep_continuation_lines():
+    """Multi-line fields (python-debian): suites on two lines count, and a source whose
+    Signed-By is an inline key block is not taken for the Debian archive."""
+    text = ("Types: deb\nURIs: http://vendor.example/apt\nSuites: bookworm\nSigned-By:\n"
+            " -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n mQINBGN\n"
+            " -----END PGP PUBLIC KEY BLOCK-----\n\n"
+            "Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm\n"
+            " bookworm-updates\nComponents: main\n\n"
+            "Types: deb\nURIs: http://off.example/debian\nSuites: trixie\nEnabled: no\n")
+    srcs = parse_deb822_sources(text)
+    assert [s.suites for s in srcs] == [("bookworm",), ("bookworm", "bookworm-updates")]
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in srcs[0].signed_by
+    assert pick_mirrors(srcs) == ("http://mirror.example/debian", None)

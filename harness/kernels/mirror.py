@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian.deb822 import Deb822
+
 from ..config import Config
 from ..errors import MirrorError
 
@@ -22,6 +24,8 @@ class AptSource:
 
 
 def parse_one_line_sources(text: str) -> list[AptSource]:
+    """The 'deb' lines of a one-line sources.list (python-debian reads only the deb822
+    form; python-apt's reader needs apt_pkg, which a venv does not have)."""
     out = []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -45,23 +49,16 @@ def parse_one_line_sources(text: str) -> list[AptSource]:
 
 
 def parse_deb822_sources(text: str) -> list[AptSource]:
+    """The 'deb' entries of an apt .sources file (deb822, read by python-debian)."""
     out = []
-    for para in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for raw in para.splitlines():
-            line = raw.split("#", 1)[0] if raw.lstrip().startswith("#") else raw
-            if ":" in line and not line.startswith((" ", "\t")):
-                k, _, v = line.partition(":")
-                fields[k.strip().lower()] = v.strip()
-        if "deb" not in fields.get("types", "").split():
+    for para in Deb822.iter_paragraphs(text, use_apt_pkg=False):
+        if "deb" not in para.get("Types", "").split():
             continue
-        if fields.get("enabled", "yes").lower() == "no":
+        if para.get("Enabled", "yes").strip().lower() == "no":
             continue
-        for uri in fields.get("uris", "").split():
-            out.append(
-                AptSource(uri.rstrip("/"), tuple(fields.get("suites", "").split()),
-                          fields.get("signed-by", ""))
-            )
+        suites = tuple(para.get("Suites", "").split())
+        for uri in para.get("URIs", "").split():
+            out.append(AptSource(uri.rstrip("/"), suites, para.get("Signed-By", "").strip()))
     return out
 
 

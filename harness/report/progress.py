@@ -1,4 +1,5 @@
-"""Progress on stderr while kernels download, boot and are checked.
+"""Progress on stderr while kernels download, boot and are checked: one renderer of the
+typed events (events.py) of both.
 
 One line per thing that happened (a boot, a check's verdict with its time, a failure with
 its detail, a VM's end), readable in a CI log. On a terminal, a status line below them
@@ -18,13 +19,19 @@ from ..events import (
     CheckFinished,
     ChecksPlanned,
     CheckStarted,
+    DownloadProgress,
     Event,
+    FetchEvent,
+    KernelFetchFailed,
+    KernelReady,
+    KernelResolving,
     Note,
     RunPlanned,
     VMEnded,
 )
 
 TICK = 1.0  # seconds between redraws of the status line
+FETCH_EVENTS = (KernelResolving, DownloadProgress, KernelReady, KernelFetchFailed)
 
 
 class Progress:
@@ -76,29 +83,47 @@ class Progress:
                 self._draw()
 
     def download(self, label: str, done: int, total: int) -> None:
-        if self.quiet:
+        """The older callback form of DownloadProgress (kernels.fetch takes it)."""
+        self.event(DownloadProgress(label, done, total))
+
+    def _download(self, ev: DownloadProgress) -> None:
+        """A download's bar, redrawn at most twice a second on a terminal (else a line
+        every five seconds), and one line when it is done. Lock held."""
+        label, done, total = ev.label, ev.done, ev.total
+        now = time.monotonic()
+        finished = total and done >= total
+        if not finished and now - self._last.get(label, 0) < (0.5 if self.tty else 5):
             return
-        with self._lock:
-            now = time.monotonic()
-            finished = total and done >= total
-            if not finished and now - self._last.get(label, 0) < (0.5 if self.tty else 5):
-                return
-            self._last[label] = now
-            mb = done / 1e6
-            if total:
-                frac = min(1.0, done / total)
-                bar = "#" * int(frac * 24)
-                text = f"{self._stamp()} download {label} [{bar:<24}] {mb:6.1f}/{total / 1e6:.1f} MB"
-            else:
-                text = f"{self._stamp()} download {label} {mb:6.1f} MB"
-            if self.tty and not finished:
-                since = self._running.get(label, ("", now))[1]
-                self._running[label] = (f"{mb:.0f}/{total / 1e6:.0f} MB", since)
-                self._draw()
-                return
-            self._running.pop(label, None)
-            if finished or total == 0 or self.tty:
-                self._write(text)
+        self._last[label] = now
+        mb = done / 1e6
+        if total:
+            frac = min(1.0, done / total)
+            bar = "#" * int(frac * 24)
+            text = f"{self._stamp()} download {label} [{bar:<24}] {mb:6.1f}/{total / 1e6:.1f} MB"
+        else:
+            text = f"{self._stamp()} download {label} {mb:6.1f} MB"
+        if self.tty and not finished:
+            since = self._running.get(label, ("", now))[1]
+            self._running[label] = (f"{mb:.0f}/{total / 1e6:.0f} MB", since)
+            self._draw()
+            return
+        self._running.pop(label, None)
+        if finished or total == 0 or self.tty:
+            self._write(text)
+
+    def _fetch_event(self, ev: FetchEvent) -> None:
+        """Preparing kernels: what is resolved, downloads, what is ready. Lock held.
+        A failure shows nothing here: its error is raised to the caller, which prints it."""
+        if isinstance(ev, DownloadProgress):
+            self._download(ev)
+        elif isinstance(ev, KernelResolving):
+            what = (f"locked build {ev.locked_release} ({ev.origin})" if ev.locked_release
+                    else "resolving in the signed archive index")
+            self._write(f"{self._stamp()} {ev.kernel:>8} {'fetch':<6} {what}")
+        elif isinstance(ev, KernelReady):
+            locked = ", locked" if ev.locked else ""
+            self._write(f"{self._stamp()} {ev.kernel:>8} {'ready':<6} {ev.release} "
+                        f"({ev.origin}{locked})")
 
     def kernel(self, kernel_id: str, phase: str, detail: str) -> None:
         if self.quiet:
@@ -106,10 +131,15 @@ class Progress:
         with self._lock:
             self._write(f"{self._stamp()} {kernel_id:>8} {phase:<6} {detail}")
 
-    def event(self, ev: Event) -> None:
-        """A kernel's run as it goes: boot, the agent up, each check's verdict as it comes
-        (failures with their detail), the end. One line each, readable in a CI log."""
+    def event(self, ev: Event | FetchEvent) -> None:
+        """A kernel's preparation (fetch events) and run as it goes: boot, the agent up,
+        each check's verdict as it comes (failures with their detail), the end. One line
+        each, readable in a CI log."""
         if self.quiet:
+            return
+        if isinstance(ev, FETCH_EVENTS):
+            with self._lock:
+                self._fetch_event(ev)
             return
         k = ev.kernel
         now = time.monotonic()
