@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import __version__, inputs
 from .config import Config, load_config
@@ -29,6 +29,7 @@ from .vm.backend import LIVE, stop_on_signals
 
 if TYPE_CHECKING:
     from .kernels.catalog import Catalog, KernelRequest
+    from .kernels.trees import TreeMeta
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -333,7 +334,7 @@ def cmd_requirements(args: argparse.Namespace) -> int:
 
 def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> int:
     from .kernels.catalog import load_catalog
-    from .kernels.fetch import installed_trees
+    from .kernels.trees import installed_trees
 
     catalog = load_catalog(cfg.catalog)
     if args.kcmd == "list":
@@ -343,10 +344,10 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
         print("sets:")
         for name, members in sorted(catalog.sets.items()):
             print(f"  {name:<8} {', '.join(members)}")
-        trees = installed_trees(cfg)
+        trees = [meta for _, meta in installed_trees(cfg.cache_dir)]
         print(f"cached in {cfg.cache_dir / 'kernels'}:" if trees else "cached: none")
         for t in trees:
-            print(f"  {t['release']:<28} {t['suite']:<20} {t['version']}")
+            print(f"  {t.release:<28} {t.suite:<20} {t.version}")
         return 0
     if args.kcmd == "fetch":
         from .session import prepare_kernels
@@ -366,16 +367,16 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
             print(f"{k.id}: {k.release} from {k.origin} ({what})")
         print(f"lock file written to {args.output}")
         return 0
-    return cmd_prune(args, cfg, catalog, installed_trees(cfg))
+    return cmd_prune(args, cfg, catalog, [meta for _, meta in installed_trees(cfg.cache_dir)])
 
 
 def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,
-              trees: list[dict[str, Any]]) -> int:
+              trees: list[TreeMeta]) -> int:
     """Remove cached kernels but those kept: --keep, else the 'default' set and the lock
     file's kernels. Nothing is downloaded to decide (see keep_releases)."""
     from .kernels.catalog import parse_kernel_ids
-    from .kernels.fetch import prune
     from .kernels.lock import read_lock
+    from .kernels.prune import prune
 
     if args.keep:
         keep = keep_releases(parse_kernel_ids(args.keep, catalog), trees, "--keep")
@@ -384,7 +385,7 @@ def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,
         if cfg.lock is not None:
             for lk in read_lock(cfg.lock).kernels:
                 keep.setdefault(lk.release, f"lock file {cfg.lock}: {lk.id}")
-    cached = {t["release"] for t in trees}
+    cached = {t.release for t in trees}
     kept = [f"{rel} ({why})" for rel, why in sorted(keep.items()) if rel in cached]
     print("keeping " + (", ".join(kept) if kept else "no cached kernel"))
     removed, busy = prune(cfg, set(keep), dry_run=args.dry_run)
@@ -395,7 +396,7 @@ def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,
     return 0
 
 
-def keep_releases(requests: list[KernelRequest], trees: list[dict[str, Any]],
+def keep_releases(requests: list[KernelRequest], trees: list[TreeMeta],
                   why: str) -> dict[str, str]:
     """release -> why it is kept, for prune, without downloading: an exact release is
     kept as such; a catalog line keeps its newest cached build (by Debian version: what
@@ -405,8 +406,8 @@ def keep_releases(requests: list[KernelRequest], trees: list[dict[str, Any]],
 
     from .versions import KernelVersion, compare_debian_versions
 
-    newest_first = sorted(trees, key=cmp_to_key(lambda a, b: compare_debian_versions(
-        str(b.get("version", "")), str(a.get("version", "")))))
+    newest_first = sorted(trees, key=cmp_to_key(
+        lambda a, b: compare_debian_versions(b.version, a.version)))
     out: dict[str, str] = {}
     for req in requests:
         if req.kind == "release" and req.release:
@@ -414,8 +415,8 @@ def keep_releases(requests: list[KernelRequest], trees: list[dict[str, Any]],
         elif req.kind == "line" and req.entry is not None:
             line = req.entry.line
             for t in newest_first:
-                if KernelVersion.parse(str(t["release"])).line == line:
-                    out.setdefault(str(t["release"]), f"{why}: {req.id}")
+                if KernelVersion.parse(t.release).line == line:
+                    out.setdefault(t.release, f"{why}: {req.id}")
                     break
     return out
 

@@ -172,12 +172,12 @@ def test_keep_releases_without_a_download():
 
     from harness.cli import keep_releases
     from harness.kernels.catalog import load_catalog, parse_kernel_ids
+    from harness.kernels.trees import TreeMeta
 
     catalog = load_catalog(REPO / "kernels")
-    trees = [{"release": "6.12.94+deb13-amd64", "version": "6.12.94-1"},
-             {"release": "6.12.107+deb13-amd64", "version": "6.12.107-1"},
-             {"release": "5.10.0-9-amd64", "version": "5.10.70-1"},
-             {"release": "5.10.0-32-amd64", "version": "5.10.223-1"}]
+    trees = [TreeMeta(rel, version, "trixie") for rel, version in [
+        ("6.12.94+deb13-amd64", "6.12.94-1"), ("6.12.107+deb13-amd64", "6.12.107-1"),
+        ("5.10.0-9-amd64", "5.10.70-1"), ("5.10.0-32-amd64", "5.10.223-1")]]
     reqs = parse_kernel_ids("6.12,5.10,6.1,6.12.94+deb13-amd64", catalog)
     assert keep_releases(reqs, trees, "--keep") == {
         "6.12.107+deb13-amd64": "--keep: 6.12",  # newest by Debian version, not by name
