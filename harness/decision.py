@@ -26,6 +26,12 @@ from .verifier import info_from
 from .versions import KernelVersion
 
 
+def below_minimum(needs: str, minimum: str, kernel: str) -> str:
+    """The one wording of "this kernel is older than what it needs", wherever it is said
+    (a declaration, a prediction, a test's marker, the bpf fixture)."""
+    return f"needs {needs} (>= {minimum}); this kernel is {kernel}"
+
+
 @dataclass(frozen=True)
 class Observation:
     """What happened to one cell, as observed; no judgement in it."""
@@ -130,8 +136,8 @@ def expectation(ctx: Context, obs: Observation) -> Expectation:
         return Expectation("refusal", "declaration", ctx.declared_unmet)
     p = ctx.prediction
     if p is not None and p.below and ctx.predicted_expectation:
-        return Expectation("refusal", "prediction", f"needs {p.needs} (predicted minimum "
-                           f"{p.minimum}); this kernel is {ctx.kernel}")
+        return Expectation("refusal", "prediction", below_minimum(p.needs, p.minimum,
+                                                                  str(ctx.kernel)))
     return PASS
 
 
@@ -161,7 +167,7 @@ def decide(obs: Observation, ctx: Context) -> Verdict:
                   f"({exp.reason}): fix {ctx.declaration} ({detail})")
     elif p is not None and refused and p.below and cause not in _NOT_PREDICTED \
             and exp.by != "prediction":
-        detail = f"needs {p.needs}; this kernel is {ctx.kernel}: {detail}"
+        detail = f"{below_minimum(p.needs, p.minimum, str(ctx.kernel))}: {detail}"
     elif p is not None and status == "pass" and p.below and ctx.predicted_expectation:
         detail += (f"; passes on {ctx.kernel}, below its predicted minimum {p.minimum}: "
                    f"a backport of {p.needs}")

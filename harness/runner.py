@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -410,34 +410,71 @@ def run_kernels(
     value says the run was interrupted."""
     accel = choose_accel(config.accel) if backend.vm else "tcg"
     plan = plan_vms(accel, guests or len(kernels), config)
-    listener(RunPlanned("", len(kernels), plan.jobs, plan.cpus, plan.accel, plan.why))
     workdir.mkdir(parents=True, exist_ok=True)
 
     def of(k: KernelSpec) -> list[Subject]:
         return subjects.get(k.id, []) if isinstance(subjects, Mapping) else subjects
 
-    runs: list[KernelRun] = []
+    runs: dict[str, KernelRun] = {}
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=max(1, min(plan.jobs, len(kernels))),
                               thread_name_prefix="kernel")
-    futures = [pool.submit(run_one, k, of(k), config, backend, workdir, listener, accel,
-                           plan.cpus) for k in kernels]
+    futures: dict[str, Future[KernelRun]] = {}
+    # a stop signal may land on any line below (it raises in this thread): from here on
+    # it kills every VM, and every kernel then has a run, finished or not
     try:
-        for k, f in zip(kernels, futures, strict=True):
-            while True:
-                try:
-                    runs.append(f.result())
-                    break
-                except KeyboardInterrupt:
-                    # stop every VM; the workers then collect what their guests wrote
-                    interrupted = True
-                    LIVE.kill_all()
-                except Exception as e:  # a harness bug on one kernel: the others go on
-                    runs.append(_failed_run(k, of(k), e))
-                    break
+        listener(RunPlanned("", len(kernels), plan.jobs, plan.cpus, plan.accel, plan.why))
+        for k in kernels:
+            futures[k.id] = pool.submit(run_one, k, of(k), config, backend, workdir, listener,
+                                        accel, plan.cpus)
+        for k in kernels:
+            runs[k.id] = _result_of(k, of(k), futures[k.id])
+    except KeyboardInterrupt:
+        interrupted = True
+        LIVE.kill_all()  # the workers' VMs end at once; they collect what their guests wrote
+        for f in futures.values():
+            f.cancel()  # kernels not started yet stay unstarted
+        deadline = time.monotonic() + STOP_GRACE
+        for k in kernels:
+            runs.setdefault(k.id, _after_stop(k, of(k), futures.get(k.id), deadline))
     finally:
-        pool.shutdown(wait=not LIVE.stopping.is_set(), cancel_futures=True)
-    return runs, interrupted, plan
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [runs[k.id] for k in kernels], interrupted, plan
+
+
+STOP_GRACE = 3.0  # seconds the workers have to collect their killed VMs' results after a stop
+
+
+def _result_of(k: KernelSpec, subjects: list[Subject], f: Future[KernelRun]) -> KernelRun:
+    try:
+        return f.result()
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # a harness bug on one kernel: the others go on
+        return _failed_run(k, subjects, e)
+
+
+def _after_stop(k: KernelSpec, subjects: list[Subject], f: Future[KernelRun] | None,
+                deadline: float) -> KernelRun:
+    """A kernel's run once the run was stopped: what its worker collected, if it finishes
+    by the deadline (its VM was killed), else every cell interrupted. A second signal
+    meanwhile is ignored: the first one is being honoured."""
+    while f is not None and not f.cancelled():
+        try:
+            return f.result(timeout=max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            continue
+        except TimeoutError:
+            break
+        except Exception as e:
+            return _failed_run(k, subjects, e)
+    end = VMEnd(crash=None, crash_headline="", interrupted=True, stalled=False,
+                timed_out=False, seconds=0.0, booted=False, finished=False, console_tail="")
+    info = KernelInfo(id=k.id, release=k.release, version=str(k.version), origin=k.origin,
+                      pinned=k.pinned)
+    results = [decide(obs, _context(s, k, None)).result(obs, k.id)
+               for s in subjects for obs in [unfinished(s.id, False, end)]]
+    return KernelRun(k, info, results)
 
 
 def plan_vms(accel: str, kernels: int, config: Config) -> Plan:

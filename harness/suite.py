@@ -40,7 +40,10 @@ class ProgramDecl:
         kernel option (when the kernel's config is known).
         """
         if self.min_kernel is not None and version.below_line(self.min_kernel):
-            return f"needs {self.feature or 'a newer kernel'} (>= {self.min_kernel.line})"
+            from .decision import below_minimum
+
+            return below_minimum(self.feature or "a newer kernel", self.min_kernel.line,
+                                 str(version))
         if config is not None:
             missing = [c for c in self.kernel_config if config.get(c) not in ("y", "m")]
             if missing:

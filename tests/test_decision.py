@@ -47,10 +47,11 @@ def test_rewording_a_message_changes_no_verdict(words: str):
 
 
 def test_a_declared_minimum_expects_a_refusal_and_the_status_stays_what_happened():
-    ctx = Context(V510, declared_unmet="needs bpf_loop (>= 5.17)", declaration="o/x/program.toml")
+    ctx = Context(V510, declared_unmet="needs bpf_loop (>= 5.17); this kernel is 5.10.223",
+                  declaration="o/x/program.toml")
     v = decide(Observation("o/x", "reject", "load", "invalid func unknown#181"), ctx)
-    assert (v.status, v.expectation) == ("reject", Expectation("refusal", "declaration",
-                                                               "needs bpf_loop (>= 5.17)"))
+    assert (v.status, v.expectation) == ("reject", Expectation(
+        "refusal", "declaration", "needs bpf_loop (>= 5.17); this kernel is 5.10.223"))
     assert v.cause == "missing-helper" and v.detail == "invalid func unknown#181"
     assert as_expected(v.status, v.stage, "refusal", "declaration")
     passed = decide(Observation("o/x", "pass", "behavior", "ok"), ctx)
@@ -79,7 +80,8 @@ def test_a_prediction_is_the_expectation_of_a_users_object_and_a_pass_is_a_backp
 def test_a_bundled_program_below_its_prediction_is_explained_not_excused():
     ctx = Context(V510, prediction=LOOP)  # declared programs: the declaration decides
     v = decide(Observation("o/x", "reject", "load", "invalid func"), ctx)
-    assert v.expectation == PASS and v.detail.startswith("needs bpf_loop helper (5.17); this kernel")
+    assert v.expectation == PASS and v.detail.startswith(
+        "needs bpf_loop helper (5.17) (>= 5.17); this kernel is 5.10.223: invalid func")
 
 
 def test_a_placeholder_hook_needs_set_up_and_a_real_one_is_named():

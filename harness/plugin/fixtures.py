@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import subprocess
@@ -132,15 +131,15 @@ class Bpf:
             out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
                                   "format", "c"], capture_output=True, check=True)
             vmlinux_h.write_bytes(out.stdout)
-        digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-        obj = work / f"{src.stem}-{digest}.o"
-        if not obj.exists():
-            proc = subprocess.run(
-                ["clang", "-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-I", str(work),
-                 "-I", str(src.parent), "-idirafter", "/usr/include/x86_64-linux-gnu",
-                 "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                pytest.fail(f"{src.name} does not compile:\n{proc.stderr[-3000:]}", pytrace=False)
+        from ..build.compile import compile_bpf
+        from ..errors import CompileError
+
+        try:
+            # the one clang command line and cache key (source, headers, vmlinux.h, flags,
+            # clang's version), for the architecture this guest runs
+            obj = compile_bpf(src, work, vmlinux_h)
+        except CompileError as e:
+            pytest.fail(str(e), pytrace=False)
         return self.load(obj, attach=attach)
 
     def close(self) -> None:
@@ -178,7 +177,7 @@ def _setup_for(obj: str, setup: str | os.PathLike[str] | None, given: dict[str, 
 
 
 def _below_minimum(obj: str) -> str | None:
-    """'needs bpf_loop helper (5.17); this kernel is 5.10.223' when this kernel is older
+    """'needs bpf_loop helper (5.17) (>= 5.17); this kernel is 5.10.223' when this kernel is older
     than the object's minimum (read from it, as `requirements` does), else None."""
     try:
         from ..bpfobj.requirements import object_minimum, requirements
@@ -194,7 +193,9 @@ def _below_minimum(obj: str) -> str | None:
     here, need = KernelVersion.parse(os.uname().release), KernelVersion.parse(top.min_kernel)
     if not here.below_line(need):
         return None
-    return f"needs {', '.join(n.describe() for n in top.because)}; this kernel is {here.line}"
+    from ..decision import below_minimum
+
+    return below_minimum(", ".join(n.describe() for n in top.because), top.min_kernel, str(here))
 
 
 def _setup_name(obj: str) -> str:

@@ -40,7 +40,8 @@ def min_kernel_decision(kernel: KernelRef, minimum: str, feature: str | None) ->
     """Below the minimum (compared on major.minor): skip naming the feature; else run."""
     need = KernelVersion.parse(minimum)
     if kernel.version.below_line(need):
-        what = feature or "a newer kernel"
-        return SkipDecision(True, f"needs {what} (>= {minimum}); kernel {kernel.id} is "
-                                  f"{kernel.release}")
+        from ..decision import below_minimum
+
+        return SkipDecision(True, below_minimum(feature or "a newer kernel", minimum,
+                                                f"{kernel.id} ({kernel.release})"))
     return SkipDecision(False)

@@ -88,16 +88,21 @@ class _Live:
         self.stop_signal = signal.SIGINT  # what stopped the run, for its exit status
 
     def add(self, p: subprocess.Popen[bytes]) -> None:
+        """Track p; when the run is already stopping, kill it at once (a VM started by a
+        worker thread in the moment the stop was being handled is not left running)."""
         with self._lock:
-            self._procs.add(p)
+            if not self.stopping.is_set():
+                self._procs.add(p)
+                return
+        kill_group(p)
 
     def discard(self, p: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.discard(p)
 
     def kill_all(self) -> None:
-        self.stopping.set()
-        with self._lock:
+        with self._lock:  # after this, add() kills instead of tracking
+            self.stopping.set()
             procs = list(self._procs)
         for p in procs:
             kill_group(p)

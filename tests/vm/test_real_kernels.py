@@ -124,7 +124,7 @@ def test_verdicts_follow_when_features_entered_the_kernel(run):
             assert (loop.status, loop.expected, loop.expected_by) == \
                 ("reject", "refusal", "prediction"), loop.detail
             assert loop.expected_reason == ("needs bpf_loop helper (5.17), callbacks (5.13) "
-                                            f"(predicted minimum 5.17); this kernel is {k.version}")
+                                            f"(>= 5.17); this kernel is {k.version}")
             assert loop.detail.startswith("verifier:") and loop.as_expected, loop.detail
             assert loop.predicted == "5.17" and not loop.unexplained and loop.verifier.log
 
