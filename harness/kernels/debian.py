@@ -142,7 +142,7 @@ def parse_packages(text: str, suite: str, keep: Iterable[str] = ("linux-",)) -> 
                 size=int(st["Size"]),
                 sha256=st["SHA256"],
                 depends=tuple(tuple(alt["name"] for alt in clause)
-                              for clause in st.relations["depends"]),
+                              for clause in st.relations["depends"] or ()),
                 suite=suite,
             )
         except KeyError as e:

@@ -102,7 +102,7 @@ class Archive:
         return f"index-{key}-{suite}", self.cache.path("index", key, suite)
 
     # -- downloads -------------------------------------------------------------------
-    def on_chunk(self, label: str) -> download.OnChunk | None:
+    def _on_chunk(self, label: str) -> download.OnChunk | None:
         listener, kernel = self.listener, self.kernel
         if listener is None:
             return None
@@ -110,7 +110,7 @@ class Archive:
 
     def verified(self, url: str, dest: Path, sha256: str, size: int, label: str,
                  against: str = "the signed index") -> Path:
-        return download.get_verified(url, dest, sha256, size, against, self.on_chunk(label))
+        return download.get_verified(url, dest, sha256, size, against, self._on_chunk(label))
 
     # -- signed index ----------------------------------------------------------------
     def release(self, suite: str) -> Release:
@@ -126,7 +126,7 @@ class Archive:
             if not fresh:
                 try:
                     download.get(f"{mirror}/dists/{suite}/InRelease", inrelease,
-                                 on_chunk=self.on_chunk(f"{suite} InRelease"))
+                                 on_chunk=self._on_chunk(f"{suite} InRelease"))
                 except MirrorError:
                     if not content.exists():
                         raise

@@ -86,10 +86,6 @@ def choose(cands: list[tuple[str, Package]], req: KernelRequest) -> tuple[str, P
     return max(cands, key=lambda c: package_version(c[1].version, c[1].name))
 
 
-def upstream_version(pkg_version: str) -> KernelVersion:
-    return KernelVersion.parse(pkg_version.split(":")[-1])
-
-
 def resolve(req: KernelRequest, catalog: Catalog, lists: PackageLists,
             with_headers: bool = True) -> Build:
     """The build a catalog line or exact release stands for in these package lists (the

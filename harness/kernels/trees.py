@@ -15,11 +15,11 @@ from typing import Any
 from debian.debian_support import Version
 
 from .. import tools
+from ..versions import KernelVersion
 from .cache import Cache
 from .download import sha256_file
 from .layout import normalize_tree
 from .model import KernelSpec
-from .resolve import upstream_version
 
 TREE_FORMAT = 2  # bump when the layout of prepared trees changes
 TREE_META = ".harness-tree.json"
@@ -43,6 +43,11 @@ class TreeMeta:
     def origin(self) -> str:
         return f"debian:{self.suite} {self.version}"
 
+    @property
+    def upstream(self) -> KernelVersion:
+        """The kernel version of the build: 6.12.107 for package version 6.12.107-1."""
+        return KernelVersion.parse(Version(self.version).upstream_version or self.version)
+
     def built_from(self, names: Sequence[str]) -> bool:
         """Built by this harness's layout from exactly these packages ("name=version")?"""
         return self.format == TREE_FORMAT and list(self.packages) == list(names)
@@ -63,11 +68,12 @@ class TreeMeta:
         """The record, or None for anything that is not one (the tree is then rebuilt)."""
         if not isinstance(data, dict):
             return None
-        text = {k: data.get(k) for k in ("release", "version", "suite")}
-        if not all(isinstance(v, str) and v for v in text.values()):
+        release, version, suite = (data.get(k) for k in ("release", "version", "suite"))
+        if not (isinstance(release, str) and isinstance(version, str) and isinstance(suite, str)
+                and release and version and suite):
             return None
         try:
-            Version(str(text["version"]))  # sorted as a Debian version later (kernels prune)
+            Version(version)  # sorted as a Debian version later (kernels prune)
         except ValueError:
             return None
         packages, sha, image = data.get("packages", []), data.get("sha256"), data.get("vmlinuz", "")
@@ -77,7 +83,7 @@ class TreeMeta:
                 or not (image_sha is None or isinstance(image_sha, str))
                 or isinstance(fmt, bool) or not isinstance(fmt, int)):
             return None
-        return cls(text["release"], text["version"], text["suite"], tuple(packages),
+        return cls(release, version, suite, tuple(packages),
                    {str(k): str(v) for k, v in sha.items()} if sha is not None else None,
                    image, image_sha, fmt)
 
@@ -144,7 +150,7 @@ def kernel_spec(kid: str, tree: Path, meta: TreeMeta, common_name: str | None,
     return KernelSpec(
         id=kid,
         release=meta.release,
-        version=upstream_version(meta.version),
+        version=meta.upstream,
         vmlinuz=tree / meta.vmlinuz,
         root=tree,
         headers=headers if headers.is_dir() else None,
