@@ -25,6 +25,8 @@ Keys (pyproject ``[tool.ebpf-harness]``, environment ``EBPF_HARNESS_<KEY>``):
 - ``root_cache``       true (default): the host root is mounted with 9p's loose cache in the
                        guest (harness.vm.shim; 1.5-3x faster imports and BCC compiles on
                        older kernels); false: virtme-ng's uncached mount
+- ``kernels``          the kernels a command uses when given none (ids and sets, as
+                       ``--kernels`` takes them; default: the ``default`` set)
 - ``lock``             kernel lock file (``ebpf-harness kernels lock``); relative to the
                        pyproject.toml that names it. Default: ``kernels.lock`` beside the
                        project's pyproject.toml, when there is one
@@ -40,6 +42,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .paths import data_dir
+from .tomlkeys import check_keys
 
 LOCK_NAME = "kernels.lock"  # found beside the project's pyproject.toml
 
@@ -71,6 +74,7 @@ class Config:
     allow_expired_index: tuple[str, ...] = ()
     lock: Path | None = None  # every command prepares exactly the builds this file pins
     root_cache: bool = True  # the guest caches the host root it reads (vm.shim)
+    kernels: str = "default"  # the kernels when a command is given none (ids, sets)
 
     def with_overrides(self, **kw: Any) -> Config:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -138,11 +142,8 @@ def load_config(cwd: Path | None = None, env: dict[str, str] | None = None) -> C
                 values[k] = _coerce(k, value, str(pp))
                 if k == "lock":  # the project's file, wherever the command runs from
                     values[k] = pp.parent / values[k]
-            elif k != "default_set":
-                raise ConfigError(
-                    f"{pp}: unknown key '{key}' in [tool.ebpf-harness]; "
-                    f"known keys: {', '.join(sorted(_TYPES))}"
-                )
+            else:
+                check_keys({key: value}, _TYPES, str(pp), "tool.ebpf-harness")
     for k in _TYPES:
         ev = env.get(f"EBPF_HARNESS_{k.upper()}")
         if ev:

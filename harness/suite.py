@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .paths import data_dir
+from .tomlkeys import check_keys
 from .versions import KernelVersion
 
 PROGRAMS_DIR = data_dir() / "programs"
@@ -64,10 +65,7 @@ def parse_decl(path: Path, root: Path) -> ProgramDecl:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    unknown = sorted(set(data) - DECL_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: "
-                          f"{', '.join(sorted(DECL_KEYS))}")
+    check_keys(data, DECL_KEYS, str(path))
     d = path.parent
     pid = str(d.relative_to(root))
     kind = data.get("kind", "libbpf")

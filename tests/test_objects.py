@@ -76,9 +76,9 @@ def test_set_up_file_resolved_against_the_object(tmp_path: Path):
 
 
 @pytest.mark.parametrize("doc, message", [
-    ({"mapz": {}}, "unknown key mapz"),
+    ({"mapz": {}}, "unknown key 'mapz'; known keys there: alternatives, maps"),
     ({"maps": {"stackmap": {"max_entries": 0}}}, "positive integer"),
-    ({"maps": {"stackmap": {"entries": 1}}}, "unknown key entries"),
+    ({"maps": {"stackmap": {"entries": 1}}}, "unknown key 'maps.stackmap.entries'"),
     ({"maps": {"nosuch": {"max_entries": 1}}}, "no map 'nosuch'.*stackmap"),
     ({"variables": {"nosuch": 1}}, "no global variable 'nosuch'.*targ_pid"),
     ({"variables": {"kernel_stack": 300}}, "300 does not fit in 1 bytes"),

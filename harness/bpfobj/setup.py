@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..tomlkeys import check_keys
 from . import btf as btfmod
 from .elf import ObjectInfo
 
@@ -88,21 +89,14 @@ def find_setup(obj: Path, given: Path | None) -> Path | None:
     return cand if cand.is_file() else None
 
 
-def _unknown(where: str, got: dict, allowed: tuple[str, ...], source: str) -> None:
-    bad = sorted(set(got) - set(allowed))
-    if bad:
-        raise ConfigError(f"{source}: unknown key{'s' if len(bad) > 1 else ''} "
-                          f"{', '.join(bad)} in {where}; allowed: {', '.join(allowed)}")
-
-
 def parse_setup(data: dict[str, Any], source: str) -> Setup:
     """A parsed TOML document (or the pytest fixture's keyword arguments) -> Setup."""
-    _unknown("the file", data, TOP_KEYS, source)
+    check_keys(data, TOP_KEYS, source)
     s = Setup(source=source)
     for name, attrs in _table(data, "maps", source).items():
         if not isinstance(attrs, dict):
             raise ConfigError(f"{source}: [maps.{name}] must be a table, e.g. max_entries = 1024")
-        _unknown(f"[maps.{name}]", attrs, MAP_KEYS, source)
+        check_keys(attrs, MAP_KEYS, source, f"maps.{name}")
         for k, v in attrs.items():
             if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 1 << 32:
                 raise ConfigError(f"{source}: [maps.{name}] {k} must be a positive integer")
@@ -111,7 +105,7 @@ def parse_setup(data: dict[str, Any], source: str) -> Setup:
     for name, attrs in _table(data, "programs", source).items():
         if not isinstance(attrs, dict):
             raise ConfigError(f"{source}: [programs.{name}] must be a table, e.g. autoload = false")
-        _unknown(f"[programs.{name}]", attrs, PROGRAM_KEYS, source)
+        check_keys(attrs, PROGRAM_KEYS, source, f"programs.{name}")
         p = ProgramSetup()
         if "autoload" in attrs:
             p.autoload = _bool(attrs["autoload"], f"[programs.{name}] autoload", source)
@@ -129,7 +123,7 @@ def parse_setup(data: dict[str, Any], source: str) -> Setup:
     for i, group in enumerate(alts):
         progs = group.get("programs") if isinstance(group, dict) else None
         if isinstance(group, dict):
-            _unknown(f"alternatives #{i + 1}", group, ("programs",), source)
+            check_keys(group, ("programs",), source, f"alternatives[{i}]")
         if not isinstance(progs, list) or len(progs) < 2 or \
                 not all(isinstance(p, str) for p in progs):
             raise ConfigError(f"{source}: alternatives #{i + 1} needs programs = [...] with two "
