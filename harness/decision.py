@@ -111,14 +111,14 @@ class Verdict:
     unexplained: bool = False
     console: str = ""
 
-    def result(self, obs: Observation, kernel_id: str, **row: str) -> Result:
+    def result(self, obs: Observation, kernel_id: str, row: str = "", parent: str = "") -> Result:
         e = self.expectation
         return Result(subject=obs.subject, kernel=kernel_id, status=self.status,
                       stage=self.stage, detail=self.detail, expected=e.expected,
                       expected_by=e.by, expected_reason=e.reason, verifier=obs.verifier,
                       duration=obs.duration, output=obs.output, console=self.console,
                       cause=self.cause, section=obs.section, predicted=self.predicted,
-                      unexplained=self.unexplained, **row)
+                      unexplained=self.unexplained, row=row, parent=parent)
 
 
 # causes a prediction from the object's needs cannot explain (the hook is a fact of the

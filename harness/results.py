@@ -355,10 +355,10 @@ def merge(named: list[tuple[str, Report]]) -> Report:
     for name, rep in named:
         for k in rep.kernels:
             if k.id in kernel_from:
-                first, known = kernel_from[k.id]
-                if known.release != k.release:
+                first, known_k = kernel_from[k.id]
+                if known_k.release != k.release:
                     raise ResultsError(
-                        f"kernel {k.id} is {known.release} in {first} but {k.release} in {name}; "
+                        f"kernel {k.id} is {known_k.release} in {first} but {k.release} in {name}; "
                         "merge runs of the same builds (pin them with a lock file)")
                 continue
             kernel_from[k.id] = (name, k)

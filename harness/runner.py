@@ -219,8 +219,8 @@ def collect(
             obs = replace(obs, section=sections[obs.subject])
         ctx = (_context(owner, kernel, program, splats.get(obs.subject, ())) if owner
                else Context(kernel=kernel.version, splats=splats.get(obs.subject, ())))
-        row = {"row": "program", "parent": owner.id} if owner and program is not None else {}
-        results.append(decide(obs, ctx).result(obs, kernel.id, **row))
+        kind, parent = ("program", owner.id) if owner and program is not None else ("", "")
+        results.append(decide(obs, ctx).result(obs, kernel.id, kind, parent))
     return info, object_rows(subjects, results)
 
 

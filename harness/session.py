@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from . import __version__, tools
 from .bpfobj.elf import ObjectInfo
@@ -208,15 +209,17 @@ def _store_object(data: bytes, config: Config) -> Path:
 
 
 def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Config) -> Subject:
-    common = {"decl": decl, "network": decl.network, "boot_params": decl.boot_params}
     if decl.kind == "bcc":
-        task = {"kind": "bcc", "script": str(decl.script), "cwd": str(decl.dir)}
-        return Subject(decl.id, task, **common)
+        task: dict[str, Any] = {"kind": "bcc", "script": str(decl.script), "cwd": str(decl.dir)}
+        return Subject(decl.id, task, decl=decl, network=decl.network,
+                       boot_params=decl.boot_params)
     assert decl.source is not None
     obj, err = _compile(decl.source, kernels, config)
     task = {"kind": "program", "object": str(obj) if obj else "",
             "check": str(decl.check) if decl.check else None, "attach": decl.attach}
-    return _with_needs(Subject(decl.id, task, compile_error=err, **common), task["object"])
+    return _with_needs(Subject(decl.id, task, decl=decl, network=decl.network,
+                               boot_params=decl.boot_params, compile_error=err),
+                       task["object"])
 
 
 def subjects_for_suite(pattern: str | None, kernels: list[KernelSpec], config: Config,

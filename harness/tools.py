@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from .errors import ToolError
 
@@ -72,8 +73,8 @@ def run(
 def popen(
     argv: Sequence[str | os.PathLike[str]],
     *,
-    stdout: int | None = None,
-    stderr: int | None = None,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:

@@ -83,11 +83,11 @@ def groups(sections: dict[str, str], declared: list[list[str]],
     out: list[Group] = []
     placed: set[str] = set()
     for alt in declared:
-        progs = tuple(p for p in alt if p in sections and p not in placed)
-        if progs:
-            out.append(Group(progs, False, all(p in optional for p in progs),
+        chosen = tuple(p for p in alt if p in sections and p not in placed)
+        if chosen:
+            out.append(Group(chosen, False, all(p in optional for p in chosen),
                              "declared alternatives"))
-            placed.update(progs)
+            placed.update(chosen)
     by_key: dict[tuple[str, str], list[str]] = {}
     for name, sec in sections.items():
         if name in placed:
@@ -169,16 +169,19 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
     tail = ("; alternatives inferred: " + ", ".join(g.what for g in inferred)) if inferred else ""
     total = sum(len(g.programs) for g in grps)
     dur = sum(r.duration or 0 for r in rows.values()) or None
-    expect: dict[str, str] = {}
+    expected, by, reason = "pass", "", ""
     if refused_groups:
         g, rs = refused_groups[0]
-        expect = {"expected": "refusal", "expected_by": rs[0].expected_by,
-                  "expected_reason": f"{_what(g)}: {rs[0].expected_reason}"}
-    base = {"subject": label, "kernel": kernel, "row": "object", "duration": dur, **expect}
+        expected, by, reason = "refusal", rs[0].expected_by, f"{_what(g)}: {rs[0].expected_reason}"
+
+    def row(status: str, stage: str, cause: str, detail: str, unexplained: bool = False) -> Result:
+        return Result(subject=label, kernel=kernel, status=status, stage=stage, detail=detail,
+                      cause=cause, row="object", duration=dur, expected=expected,
+                      expected_by=by, expected_reason=reason, unexplained=unexplained)
     if no_verdict:
         worst = min(no_verdict, key=lambda r: _NO_VERDICT.index(r.status))
-        return Result(**base, status=worst.status, stage=worst.stage, cause=worst.cause,
-                      detail=f"no verdict: program {_name(worst, label)}: {worst.detail}")
+        return row(worst.status, worst.stage, worst.cause,
+                   f"no verdict: program {_name(worst, label)}: {worst.detail}")
     if broken:
         # the groups nobody expected to fail first: they are the ones worth a look
         broken.sort(key=lambda b: all(r.expected == "refusal" for r in b[1]))
@@ -187,17 +190,16 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
         status = "reject" if all(r.status == "reject" for r in rs) else "fail"
         more = f" (and {len(broken) - 1} more group(s))" if len(broken) > 1 else ""
         why = "; ".join(f"{_name(r, label)}: {r.detail}" for r in rs)
-        return Result(**base, status=status, stage=first.stage, cause=first.cause,
-                      unexplained=any(r.unexplained for _, b in broken for r in b),
-                      detail=f"broken: {_what(g)} has no working alternative{more}: {why}{tail}")
+        return row(status, first.stage, first.cause,
+                   f"broken: {_what(g)} has no working alternative{more}: {why}{tail}",
+                   unexplained=any(r.unexplained for _, b in broken for r in b))
     if unknown:
         names = ", ".join(_name(r, label) for r in unknown)
-        return Result(**base, status="setup", stage=unknown[0].stage, cause="needs-setup",
-                      detail=f"verdict unknown until the loader set-up is given for {names}: "
-                             f"{unknown[0].detail}")
-    return Result(**base, status="pass", stage="attach",
-                  detail=f"works: {len(used)} of {total} programs in use"
-                         + (f"; {'; '.join(notes)}" if notes else "") + tail)
+        return row("setup", unknown[0].stage, "needs-setup",
+                   f"verdict unknown until the loader set-up is given for {names}: "
+                   f"{unknown[0].detail}")
+    return row("pass", "attach", "", f"works: {len(used)} of {total} programs in use"
+               + (f"; {'; '.join(notes)}" if notes else "") + tail)
 
 
 def _off(r: Result) -> bool:

@@ -489,7 +489,7 @@ def _perf_events(name: str, freq: int = 49) -> list[tuple[int, int]]:
     ctypes.memmove(attr, (1).to_bytes(4, "little") + (64).to_bytes(4, "little")
                    + PERF_SOFTWARE[name].to_bytes(8, "little") + freq.to_bytes(8, "little"), 24)
     ctypes.memmove(ctypes.byref(attr, 40), (1 << 10).to_bytes(8, "little"), 8)  # freq
-    out = []
+    out: list[tuple[int, int]] = []
     for cpu in online_cpus():
         fd = _libc.syscall(SYS_PERF_EVENT_OPEN, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
         if fd < 0:

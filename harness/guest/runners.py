@@ -15,12 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import protocol
 
-Send = Callable[[dict], None]
+Send = Callable[[Mapping[str, Any]], None]
 
 LOG_SMALL = 1 << 16  # level 4: statistics only
 LOG_BIG = 16 << 20  # level 1: the whole verifier log, after a rejection
@@ -218,7 +218,8 @@ def run_object(task: dict, send: Send, job: dict) -> None:
         t0 = time.monotonic()
         pset = setup.get("programs", {}).get(name, {})
 
-        def result(status: str, stage: str, detail: str, section: str = section,
+        def result(status: protocol.GuestStatus, stage: protocol.Stage, detail: str,
+                   section: str = section,
                    subject: str = subject, t0: float = t0, **kw: Any) -> None:
             send(_result(subject, status, stage, detail, section=section,
                          duration=time.monotonic() - t0, **kw))

@@ -6,7 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -223,7 +223,7 @@ class HostSide:
         if "teardown" not in phases:
             # the guest stopped inside this test (a crash, a hang): fail the phase it was in
             status, msg = self.unfinished.get(kid, ("error", f"no report from kernel {kid}"))
-            when = "call" if "call" not in phases else "teardown"
+            when: Literal["call", "teardown"] = "call" if "call" not in phases else "teardown"
             reps.append(pytest.TestReport(item.nodeid, item.location, {}, "failed", msg, when,
                                           [], 0.0, user_properties=[(STATUS, status)]))
         for rep in reps:
@@ -238,13 +238,13 @@ class HostSide:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        kid = next((v for k, v in report.user_properties if k == KID), None)
+        kid = next((str(v) for k, v in report.user_properties if k == KID), None)
         if kid is None:
             return
         if report.when != "call" and not (report.failed or report.skipped):
             return
         longrepr = str(report.longrepr) if report.longrepr else ""
-        host = next((v for k, v in report.user_properties if k == STATUS), None)
+        host = next((str(v) for k, v in report.user_properties if k == STATUS), None)
         status, stage = outcome_status(report.outcome, report.when, host)
         detail = failure_line(longrepr)
         if report.skipped and isinstance(report.longrepr, tuple):

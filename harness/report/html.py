@@ -36,7 +36,7 @@ def charts(report: Report) -> list[dict[str, str]]:
 
     kinfo = report.kernel_order()
     kids = [k.id for k in kinfo]
-    out: list[dict[str, str]] = []
+    out: list[dict[str, Any]] = []
     layout = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 10, "b": 50},
               "height": 420, "autosize": True, "legend": {"font": {"size": 10}}}
 
@@ -46,8 +46,8 @@ def charts(report: Report) -> list[dict[str, str]]:
         for k in kids:
             r = report.cell(s, k)
             # a rejected program's count stops where the verifier gave up: not comparable
-            ok = r is not None and r.verifier is not None and r.status == "pass"
-            ys.append((r.verifier.insns_processed or None) if ok else None)
+            v = r.verifier if r is not None and r.status == "pass" else None
+            ys.append((v.insns_processed or None) if v is not None else None)
         if any(y is not None for y in ys):
             fig.add_trace(go.Scatter(x=kids, y=ys, mode="lines+markers", name=s,
                                      hovertemplate="%{fullData.name}<br>kernel %{x}: "

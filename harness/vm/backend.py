@@ -125,7 +125,7 @@ def stop_on_signals() -> None:
     """In the main thread of a command: SIGTERM and SIGHUP raise Stopped there."""
 
     def handler(signum: int, frame: object) -> None:
-        LIVE.stop_signal = signum
+        LIVE.stop_signal = signal.Signals(signum)
         raise Stopped(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
