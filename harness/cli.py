@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 def _run_options(p: argparse.ArgumentParser) -> None:
     """What check, run and matrix read: kernels, mirrors, the VMs, reports."""
     p.add_argument("--kernels", "-k", help="kernel ids: lines (6.12), sets (default, all), "
-                   "exact releases, or paths to a bzImage (default: the 'default' set)")
+                   "exact releases, or paths to a bzImage (default: [tool.ebpf-harness] kernels, else "
+                   "the 'default' set)")
     _lock_options(p)
     p.add_argument("--json", type=Path, help="write the versioned results model here")
     _mirror_options(p)
@@ -112,21 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = kp.add_subparsers(dest="kcmd", required=True)
     ksub.add_parser("list", help="catalog lines, sets and cached kernels")
     kf = ksub.add_parser("fetch", help="download and verify kernels")
-    kf.add_argument("ids", nargs="*", help="kernel ids (default: the 'default' set, or "
-                    "every kernel of the lock file)")
+    kf.add_argument("ids", nargs="*", help="kernel ids (default: [tool.ebpf-harness] "
+                    "kernels, else the 'default' set; with a lock file, every kernel in it)")
     _lock_options(kf)
     _mirror_options(kf)
     _quiet(kf)
     klk = ksub.add_parser("lock", help="pin kernels to their exact Debian builds in a lock file")
-    klk.add_argument("ids", nargs="*", help="kernel ids (default: the 'default' set); other "
-                     "kernels already in the lock file are kept")
+    klk.add_argument("ids", nargs="*", help="kernel ids (default: [tool.ebpf-harness] "
+                     "kernels, else the 'default' set); other kernels already in the lock "
+                     "file are kept")
     klk.add_argument("-o", "--output", type=Path, default=Path("kernels.lock"),
                      help="the lock file (default: ./kernels.lock)")
     _mirror_options(klk)
     _quiet(klk)
     kpr = ksub.add_parser(
-        "prune", help="remove cached kernels (all but the 'default' set and the lock file's "
-        "kernels, or all but --keep) and leftovers of interrupted downloads")
+        "prune", help="remove cached kernels (all but the default kernels and the lock "
+        "file's kernels, or all but --keep) and leftovers of interrupted downloads")
     kpr.add_argument("--keep", default="", help="kernel ids to keep instead, read like "
                      "--kernels (a line keeps its newest cached build); nothing is downloaded")
     kpr.add_argument("--dry-run", action="store_true", help="print what would be removed; "
@@ -360,11 +362,11 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
 
         before, pinned, after = relock(args.output, args.ids or None, catalog, cfg,
                                        progress.download)
-        for k in after.kernels:
-            old = before.get(k.id)
-            what = ("kept" if k not in pinned else "new" if old is None
-                    else "unchanged" if old == k else f"was {old.release} {old.version}")
-            print(f"{k.id}: {k.release} from {k.origin} ({what})")
+        for lk in after.kernels:
+            old = before.get(lk.id)
+            what = ("kept" if lk not in pinned else "new" if old is None
+                    else "unchanged" if old == lk else f"was {old.release} {old.version}")
+            print(f"{lk.id}: {lk.release} from {lk.origin} ({what})")
         print(f"lock file written to {args.output}")
         return 0
     return cmd_prune(args, cfg, catalog, [meta for _, meta in installed_trees(cfg.cache_dir)])
@@ -381,7 +383,8 @@ def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,
     if args.keep:
         keep = keep_releases(parse_kernel_ids(args.keep, catalog), trees, "--keep")
     else:
-        keep = keep_releases(parse_kernel_ids("default", catalog), trees, "default set")
+        why = "default set" if cfg.kernels == "default" else f"kernels = {cfg.kernels}"
+        keep = keep_releases(parse_kernel_ids(cfg.kernels, catalog), trees, why)
         if cfg.lock is not None:
             for lk in read_lock(cfg.lock).kernels:
                 keep.setdefault(lk.release, f"lock file {cfg.lock}: {lk.id}")
@@ -406,8 +409,10 @@ def keep_releases(requests: list[KernelRequest], trees: list[TreeMeta],
 
     from .versions import KernelVersion, compare_debian_versions
 
-    newest_first = sorted(trees, key=cmp_to_key(
-        lambda a, b: compare_debian_versions(b.version, a.version)))
+    def newer_first(a: TreeMeta, b: TreeMeta) -> int:
+        return compare_debian_versions(b.version, a.version)
+
+    newest_first = sorted(trees, key=cmp_to_key(newer_first))
     out: dict[str, str] = {}
     for req in requests:
         if req.kind == "release" and req.release:

@@ -36,7 +36,7 @@ FETCH_JOBS = 4  # kernels fetched and verified at once
 
 def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progress,
                     lock: Path | None = None) -> list[KernelSpec]:
-    """The kernels for ids (default: the 'default' set), ready to boot, fetched and
+    """The kernels for ids (default: config.kernels, the 'default' set), ready to boot, fetched and
     verified side by side (the downloads wait on the network, the checksums on the disk).
 
     With a lock file (lock, else config.lock) exactly the builds it pins: every locked id
@@ -57,7 +57,7 @@ def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progr
             jobs.append((lk.id, locked))
             starts.append(KernelResolving(lk.id, lk.release, lk.origin))
     else:
-        for req in parse_kernel_ids(ids or "default", catalog):
+        for req in parse_kernel_ids(ids or config.kernels, catalog):
             def fetched(req: KernelRequest = req) -> KernelSpec:
                 return prepare(req, catalog, config, listener)
             jobs.append((req.id, fetched))

@@ -38,14 +38,14 @@ def lock_kernels(
     config: Config,
     listener: FetchListener | None = None,
 ) -> list[LockedKernel]:
-    """Pin each id (sets expanded; default: the 'default' set) to its build in the signed index.
+    """Pin each id (sets expanded; default: config.kernels) to its build in the signed index.
 
     Only the indices are downloaded, no kernel. Write the result with lock.write_lock
     (merged into an existing lock with LockFile.updated).
     """
     archive = Archive(config, listener)
     out = []
-    for req in parse_kernel_ids(ids or "default", catalog):
+    for req in parse_kernel_ids(ids or config.kernels, catalog):
         if req.kind == "local":
             raise ConfigError(f"kernel '{req.id}' is a local build; only Debian kernels from the "
                               "archive can be locked (give catalog lines or exact releases)")
