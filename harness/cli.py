@@ -25,7 +25,7 @@ from .report.outputs import Outputs, gate, write_outputs
 from .report.progress import Progress
 from .report.terminal import render_matrix
 from .results import Report, write_text_atomic
-from .vm.backend import LIVE, stop_on_signals
+from .vm.backend import LIVE, kill_descendants, stop_on_signals
 
 if TYPE_CHECKING:
     from .kernels.catalog import Catalog, KernelRequest
@@ -426,13 +426,33 @@ def keep_releases(requests: list[KernelRequest], trees: list[TreeMeta],
     return out
 
 
+def entry() -> None:
+    """The console script: main(), then, after a stop signal, an exit that waits for
+    nothing. The results are written by then; a kernel extraction or download still
+    running in a worker thread (or its tool) must not hold the exit for its length."""
+    code = main()
+    if LIVE.stopping.is_set() or LIVE.pending is not None or code >= 128:
+        LIVE.kill_all()
+        kill_descendants()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = _legacy(list(argv) if argv is not None else sys.argv[1:])
     args = build_parser().parse_args(raw)
     if threading.current_thread() is threading.main_thread():
         stop_on_signals()
     try:
-        return _main(args, raw)
+        code = _main(args, raw)
+        if LIVE.pending is not None:  # a stop signal while the results were being written
+            print(f"ebpf-harness: stopped by {signal.Signals(LIVE.pending).name} while the "
+                  "results were written; they were written in full", file=sys.stderr)
+            return 128 + LIVE.pending
+        return code
     except HarnessError as e:
         print(f"ebpf-harness: error: {e}", file=sys.stderr)
         return 2
@@ -488,24 +508,33 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         found = inputs.inspect_all(args.paths)
         if any(f.kind == inputs.SOURCE for f in found):
             inputs.check_sources(found, cfg.cache_dir / "objects", session._host_vmlinux(cfg))
-    kernels = session.prepare_kernels(args.kernels, cfg, progress)
-    if args.cmd == "check":
-        subjects = session.subjects_for_paths(args.paths, kernels, cfg, args.setup)
-        newest = max(kernels, key=lambda k: k.version) if kernels else None
-        for s in subjects:  # still before any VM boots
-            if s.compile_error:
-                raise inputs.compile_refusal(
-                    s.id, s.compile_error, f"the vmlinux.h of {newest.id}, the newest kernel "
-                    "asked for" if newest else "no kernel BTF")
-    elif args.cmd == "matrix":
-        subjects = session.subjects_for_suite(args.programs, kernels, cfg)
-    else:
-        subjects = [subject]
-    report = session.execute(kernels, subjects, cfg, progress, command=["ebpf-harness", *argv])
+    command = ["ebpf-harness", *argv]
+    try:
+        kernels = session.prepare_kernels(args.kernels, cfg, progress)
+        if args.cmd == "check":
+            subjects = session.subjects_for_paths(args.paths, kernels, cfg, args.setup)
+            newest = max(kernels, key=lambda k: k.version) if kernels else None
+            for s in subjects:  # still before any VM boots
+                if s.compile_error:
+                    raise inputs.compile_refusal(
+                        s.id, s.compile_error, f"the vmlinux.h of {newest.id}, the newest "
+                        "kernel asked for" if newest else "no kernel BTF")
+        elif args.cmd == "matrix":
+            subjects = session.subjects_for_suite(args.programs, kernels, cfg)
+        else:
+            subjects = [subject]
+    except KeyboardInterrupt:
+        # stopped while kernels were fetched or programs compiled: nothing ran, and the
+        # reports say so (an interrupted run without cells)
+        LIVE.defer_stops()
+        LIVE.kill_all()
+        return _finish(Report(command=command, interrupted=True,
+                              notes=["stopped before any kernel booted"]), outs)
+    report = session.execute(kernels, subjects, cfg, progress, command=command)
     if getattr(args, "per_program", False):
         report = report.view(per_program=True)
     return _finish(report, outs)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -429,7 +429,9 @@ def run_kernels(
                                         accel, plan.cpus)
         for k in kernels:
             runs[k.id] = _result_of(k, of(k), futures[k.id])
+        LIVE.defer_stops()  # from here a stop signal waits for the results to be written
     except KeyboardInterrupt:
+        LIVE.defer_stops()
         interrupted = True
         LIVE.kill_all()  # the workers' VMs end at once; they collect what their guests wrote
         for f in futures.values():

@@ -89,9 +89,9 @@ def _in_parallel(jobs: list[tuple[str, Callable[[], KernelSpec]]], listener: Fet
             out.append(k)
     except KeyboardInterrupt:
         CANCEL.set()  # each download ends at its next chunk
+        pool.shutdown(wait=False, cancel_futures=True)  # an extraction under way is not waited for
         raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    pool.shutdown(wait=True)
     return out
 
 

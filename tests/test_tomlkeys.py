@@ -16,7 +16,7 @@ def test_the_first_unknown_key_is_named_with_where_and_what_is_known():
     with pytest.raises(ConfigError, match=r"^f\.toml: unknown key 'x\.y' \(and 1 more\); "
                                           r"known keys there: a, b$"):
         check_keys({"y": 1, "z": 2}, ("b", "a"), "f.toml", "x")
-    with pytest.raises(ConfigError, match="f.toml: maps.m must be a table"):
+    with pytest.raises(ConfigError, match=r"f\.toml: maps\.m must be a table"):
         check_keys(3, ("a",), "f.toml", "maps.m")
 
 

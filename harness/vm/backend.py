@@ -83,9 +83,16 @@ class _Live:
 
     def __init__(self) -> None:
         self._procs: set[subprocess.Popen[bytes]] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # kill_all may run in a signal handler
         self.stopping = threading.Event()
         self.stop_signal = signal.SIGINT  # what stopped the run, for its exit status
+        # once the results are being collected and written, a stop signal is recorded
+        # here instead of raised: the results are written whole, then the command stops
+        self.deferred = False
+        self.pending: int | None = None
+
+    def defer_stops(self) -> None:
+        self.deferred = True
 
     def add(self, p: subprocess.Popen[bytes]) -> None:
         """Track p; when the run is already stopping, kill it at once (a VM started by a
@@ -122,14 +129,25 @@ class Stopped(KeyboardInterrupt):
 
 
 def stop_on_signals() -> None:
-    """In the main thread of a command: SIGTERM and SIGHUP raise Stopped there."""
+    """In the main thread of a command: SIGINT, SIGTERM and SIGHUP raise Stopped there,
+    or, once LIVE.defer_stops() was called, are only recorded (LIVE.pending)."""
 
     def handler(signum: int, frame: object) -> None:
         LIVE.stop_signal = signal.Signals(signum)
+        if LIVE.deferred:
+            LIVE.pending = signum
+            return
         raise Stopped(signum)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+
+
+def kill_descendants() -> None:
+    """SIGKILL every process below this one (VMs, and the tools a fetch was running)."""
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _descendants(pid: int) -> list[int]:
