@@ -441,18 +441,23 @@ def entry() -> None:
     sys.exit(code)
 
 
+def after_deferred_stop(code: int) -> int:
+    """The exit status once the results are written: 128 + the signal when a stop came
+    while they were being written (it waited for them)."""
+    if LIVE.pending is None or code >= 128:
+        return code
+    print(f"ebpf-harness: stopped by {signal.Signals(LIVE.pending).name} while the results "
+          "were written; they were written in full", file=sys.stderr)
+    return 128 + LIVE.pending
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = _legacy(list(argv) if argv is not None else sys.argv[1:])
     args = build_parser().parse_args(raw)
     if threading.current_thread() is threading.main_thread():
         stop_on_signals()
     try:
-        code = _main(args, raw)
-        if LIVE.pending is not None:  # a stop signal while the results were being written
-            print(f"ebpf-harness: stopped by {signal.Signals(LIVE.pending).name} while the "
-                  "results were written; they were written in full", file=sys.stderr)
-            return 128 + LIVE.pending
-        return code
+        return after_deferred_stop(_main(args, raw))
     except HarnessError as e:
         print(f"ebpf-harness: error: {e}", file=sys.stderr)
         return 2
