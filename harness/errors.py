@@ -7,9 +7,10 @@
     │   ├── UnknownKernelError   an id the catalog does not know
     │   ├── MirrorError          the archive cannot be reached
     │   └── VerificationError    a signature or checksum does not match
-    ├── ToolError                a host tool is missing or failed (clang, gpgv, vng, ...)
-    │   └── CompileError         a .bpf.c file does not compile
-    └── VMError                  a VM could not be started
+    └── ToolError                a host tool is missing or failed (clang, gpgv, vng, ...)
+        └── CompileError         a .bpf.c file does not compile
+
+A VM that cannot start is not an exception: its cells say why (harness/decision.py).
 
 Messages name the kernel, the program and the next step, because they are shown as-is
 by the CLI (exit status 2) instead of a traceback.
@@ -53,6 +54,3 @@ class ToolError(HarnessError):
 class CompileError(ToolError):
     pass
 
-
-class VMError(HarnessError):
-    pass

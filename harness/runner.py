@@ -6,12 +6,9 @@ Results; ``run_kernels`` does the side effects (job files, VMs, threads).
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -497,36 +494,3 @@ def _failed_run(kernel: KernelSpec, subjects: list[Subject], e: Exception) -> Ke
     results = [decide(obs, _context(s, kernel, None)).result(obs, kernel.id)
                for s in subjects for obs in [Observation(s.id, "error", "run", why)]]
     return KernelRun(kernel, info, results)
-
-
-_HELD: list[int] = []  # lock fds of this process's run directories, held until exit
-
-
-def _in_use(d: Path) -> bool:
-    """True when another live process holds this run directory's lock."""
-    lock = d / ".lock"
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def new_workdir(config: Config, keep: int = 10) -> Path:
-    """A fresh run directory; the oldest ones beyond `keep` go, unless still in use."""
-    base = config.cache_dir / "runs"
-    base.mkdir(parents=True, exist_ok=True)
-    runs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    for old in runs[: max(0, len(runs) - keep + 1)]:
-        if not _in_use(old):
-            shutil.rmtree(old, ignore_errors=True)
-    d = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=base))
-    fd = os.open(d / ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    _HELD.append(fd)
-    return d

@@ -27,7 +27,7 @@ from .kernels.model import KernelSpec
 from .kernels.prepare import prepare
 from .report.progress import Progress
 from .results import Report
-from .runner import Subject, new_workdir, run_kernels
+from .runner import Subject, run_kernels
 from .suite import ProgramDecl, discover
 from .vm.backend import Backend, VngBackend
 
@@ -274,7 +274,7 @@ def execute(
                               "program, command) needs its own name")
         seen.add(s.id)
     backend = backend or VngBackend()
-    workdir = workdir or new_workdir(config)
+    workdir = workdir or Cache(config.cache_dir).new_run_dir()
     progress.note(f"run directory: {workdir}")
     runs, interrupted, plan = run_kernels(kernels, subjects, config, backend, workdir,
                                           progress.event)

@@ -131,11 +131,11 @@ def test_pruning_keeps_run_directories_in_use(tmp_path):
     import subprocess
     import sys
 
-    from harness.runner import new_workdir
+    from harness.kernels.cache import Cache
 
     code = ("import sys, time; from pathlib import Path; from harness.config import Config; "
-            "from harness.runner import new_workdir; "
-            "d = new_workdir(Config(cache_dir=Path(sys.argv[1]))); print(d, flush=True); "
+            "from harness.kernels.cache import Cache; "
+            "d = Cache(Path(sys.argv[1])).new_run_dir(); print(d, flush=True); "
             "time.sleep(float(sys.argv[2]))")
 
     def start(seconds: float) -> tuple[subprocess.Popen, Path]:
@@ -150,7 +150,7 @@ def test_pruning_keeps_run_directories_in_use(tmp_path):
             p, d = start(0)
             p.wait()
             finished.append(d)
-        mine = new_workdir(Config(cache_dir=tmp_path), keep=1)
+        mine = Cache(tmp_path).new_run_dir(keep=1)
         left = set((tmp_path / "runs").iterdir())
         # finished runs are pruned; a run still going is never pruned under its feet
         assert left == {busy_dir, mine}

@@ -2,5 +2,5 @@
 
 Nothing in this package imports from the host side of ``harness``: the agent talks to
 the host only through files in the one read-write results directory (a job file in, JSON
-lines out). tests/test_guest_isolation.py enforces the rule.
+lines out), whose shape is guest/protocol.py. tests/test_guest_agent.py enforces the rule.
 """

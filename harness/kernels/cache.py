@@ -7,12 +7,15 @@ import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..fsio import write_atomic
 
 _ACTIVE: dict[Path, int] = {}  # cache roots this process holds 'active', fd kept open
+_HELD_RUNS: list[int] = []  # lock fds of this process's run directories, held until exit
+RUNS_KEPT = 10  # run directories kept for a look after the run (consoles, events)
 
 
 class Cache:
@@ -74,6 +77,21 @@ class Cache:
         fcntl.flock(fd, fcntl.LOCK_SH)
         _ACTIVE[self.root] = fd
 
+    def new_run_dir(self, keep: int = RUNS_KEPT) -> Path:
+        """A fresh run directory under runs/, held (a shared lock) until this process
+        exits; the oldest beyond `keep` are removed, unless another run still holds them."""
+        base = self.root / "runs"
+        base.mkdir(parents=True, exist_ok=True)
+        runs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        for old in runs[: max(0, len(runs) - keep + 1)]:
+            if not _run_in_use(old):
+                shutil.rmtree(old, ignore_errors=True)
+        d = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=base))
+        fd = os.open(d / ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _HELD_RUNS.append(fd)
+        return d
+
     def write_atomic(self, dest: Path, data: bytes) -> None:
         write_atomic(dest, data)
 
@@ -103,3 +121,18 @@ class Cache:
                 p.unlink(missing_ok=True)
             n += 1
         return n
+
+
+def _run_in_use(d: Path) -> bool:
+    """True when another live process holds this run directory's lock."""
+    lock = d / ".lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -15,13 +15,14 @@ from ..decision import PASS, Context, Expectation, Observation, decide
 from ..errors import HarnessError
 from ..events import BootStarted, Event
 from ..guest.protocol import PYTEST_REPORTS
+from ..kernels.cache import Cache
 from ..kernels.model import KernelSpec
 from ..report.diff import Diff
 from ..report.diff import render_term as render_diff
 from ..report.outputs import Outputs, gate, write_outputs
 from ..report.progress import Progress
 from ..results import KernelInfo, Report, Result
-from ..runner import KernelRun, Subject, new_workdir, run_kernels
+from ..runner import KernelRun, Subject, run_kernels
 from ..session import prepare_kernels
 from ..versions import KernelVersion
 from ..vm.accel import choose_accel
@@ -127,7 +128,7 @@ class HostSide:
         if not todo:
             return
         if self._workdir is None:
-            self._workdir = new_workdir(self.cfg)
+            self._workdir = Cache(self.cfg.cache_dir).new_run_dir()
         subjects = {k: [self._subject(k, self._items(k, session))] for k in todo}
         runs, interrupted, _ = run_kernels(
             [self.by_id[k] for k in todo], subjects, self.cfg, self._backend(),

@@ -1,6 +1,7 @@
-"""Is hardware KVM really usable? The device node alone does not say (see ENVIRONMENT.md:
-a paravirtual kvm can create VMs but not run a stock kernel). Decided by what the CPU
-advertises; a KVM boot that still fails falls back to TCG in the runner."""
+"""Is hardware KVM really usable? The device node alone does not say (measured on the
+machines this is built on: a paravirtual kvm can create VMs but not run a stock kernel).
+Decided by what the CPU advertises; a KVM boot that still fails falls back to TCG
+(vm/retry.py)."""
 
 from __future__ import annotations
 
