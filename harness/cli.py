@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from . import __version__, inputs
 from .config import Config, load_config
 from .errors import ConfigError, HarnessError
+from .report.diff import check_growth
 from .report.diff import render_term as render_diff
 from .report.outputs import Outputs, gate, write_outputs
 from .report.progress import Progress
@@ -221,13 +222,8 @@ def _config(args: argparse.Namespace) -> Config:
 def check_options(args: argparse.Namespace) -> None:
     """Options that need each other, and paths the user names: refused before anything
     is read, prepared or booted (ConfigError, exit 2)."""
-    growth = getattr(args, "max_insns_growth", None)
-    if growth is not None:
-        if growth < 0:
-            raise ConfigError(f"--max-insns-growth {growth:g}: give a percentage of 0 or more")
-        if args.cmd != "report" and getattr(args, "baseline", None) is None:
-            raise ConfigError("--max-insns-growth needs --baseline BASE.json: the growth is "
-                              "measured against the baseline's instruction counts")
+    check_growth(getattr(args, "max_insns_growth", None),
+                 args.cmd == "report" or getattr(args, "baseline", None) is not None)
     for option in ("json", "md", "html", "junit", "output"):
         inputs.output_file(getattr(args, option, None), "-o" if option == "output"
                            else f"--{option}")
@@ -512,7 +508,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     if args.cmd == "check":  # bad input is refused before any kernel is prepared
         found = inputs.inspect_all(args.paths)
         if any(f.kind == inputs.SOURCE for f in found):
-            inputs.check_sources(found, cfg.cache_dir / "objects", session._host_vmlinux(cfg))
+            inputs.check_sources(found, cfg.cache_dir / "objects", session.host_vmlinux(cfg))
     command = ["ebpf-harness", *argv]
     try:
         kernels = session.prepare_kernels(args.kernels, cfg, progress)

@@ -145,14 +145,14 @@ def object_files(paths: Sequence[str], config: Config) -> list[tuple[str, Path]]
 
     inspect_all(paths)  # a bad path is refused before anything compiles
     out = []
-    for label, s in _subjects(paths, [], config, vmlinux=_host_vmlinux(config)):
+    for label, s in _subjects(paths, [], config, vmlinux=host_vmlinux(config)):
         if s.compile_error:
             raise compile_refusal(label, s.compile_error, "this machine's kernel BTF")
         out.append((label, Path(s.task["path"])))
     return out
 
 
-def _host_vmlinux(config: Config) -> Path | None:
+def host_vmlinux(config: Config) -> Path | None:
     btf = Path("/sys/kernel/btf/vmlinux")
     if not btf.exists():
         return None

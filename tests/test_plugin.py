@@ -202,6 +202,18 @@ def test_unknown_kernel_is_a_usage_error(pytester: pytest.Pytester):
     r.stderr.fnmatch_lines(["*unknown kernel '4.19'*"])
 
 
+@pytest.mark.parametrize(("growth", "message"), [
+    ("5", "*--ebpf-max-insns-growth needs --ebpf-baseline BASE.json*"),
+    ("-1", "*--ebpf-max-insns-growth -1: give a percentage of 0 or more*"),
+])
+def test_growth_without_a_baseline_is_a_usage_error(pytester: pytest.Pytester, kernels: str,
+                                                    growth: str, message: str):
+    pytester.makepyfile(test_a="def test_a(kernel):\n    pass\n")
+    r = run(pytester, kernels, f"--ebpf-max-insns-growth={growth}")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines([message])
+
+
 def test_pure_helpers():
     from harness.plugin.host import base_nodeid, failure_line, guests_at_once, outcome_status
 

@@ -17,7 +17,7 @@ from ..events import BootStarted, Event
 from ..guest.protocol import PYTEST_REPORTS
 from ..kernels.cache import Cache
 from ..kernels.model import KernelSpec
-from ..report.diff import Diff
+from ..report.diff import Diff, check_growth
 from ..report.diff import render_term as render_diff
 from ..report.outputs import Outputs, gate, write_outputs
 from ..report.progress import Progress
@@ -104,6 +104,8 @@ class HostSide:
 
         try:
             base = path("ebpf_baseline")
+            check_growth(opt("ebpf_max_insns_growth"), base is not None,
+                         "--ebpf-max-insns-growth", "--ebpf-baseline")
             return Outputs(json=path("ebpf_json"), md=path("ebpf_md"), html=path("ebpf_html"),
                            baseline=Report.read(base) if base else None,
                            max_insns_growth=opt("ebpf_max_insns_growth"))

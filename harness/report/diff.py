@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from ..results import STATS, KernelInfo, Report, Result
 from .markdown import md_cell
 
@@ -146,6 +147,19 @@ def _stat_changes(subject: str, kernel: str, b: Result, n: Result) -> list[StatC
         if bv is not None and nv is not None and bv != nv:
             out.append(StatChange(subject, kernel, name, bv, nv))
     return out
+
+
+def check_growth(pct: float | None, with_baseline: bool, flag: str = "--max-insns-growth",
+                 baseline_flag: str = "--baseline") -> None:
+    """The instruction-growth limit: a percentage of 0 or more, measured against a
+    baseline (ConfigError otherwise). The CLI and the plugin both ask here."""
+    if pct is None:
+        return
+    if pct < 0:
+        raise ConfigError(f"{flag} {pct:g}: give a percentage of 0 or more")
+    if not with_baseline:
+        raise ConfigError(f"{flag} needs {baseline_flag} BASE.json: the growth is measured "
+                          "against the baseline's instruction counts")
 
 
 def diff(base: Report, new: Report, max_insns_growth: float | None = None) -> Diff:
