@@ -51,6 +51,7 @@ class KernelVersion:
         return f"{self.major}.{self.minor}.{self.patch}"
 
 
+_CONSTRAINT_VERSION = re.compile(r"^v?\d+\.\d+(?:\.\d+)?$")
 _RANGE = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)?\s*(\S+)\s*$")
 
 
@@ -70,6 +71,9 @@ class VersionConstraint:
         op = m.group(1) or "=="
         if op == "=":
             op = "=="
+        if not _CONSTRAINT_VERSION.match(m.group(2)):  # a release string is no constraint
+            raise ConfigError(f"'{text}' is not a version constraint: give a kernel line or "
+                              "version after the operator (e.g. '>=6.1', '<7.0', '==6.12.94')")
         ver = KernelVersion.parse(m.group(2))
         line_only = m.group(2).lstrip("v").count(".") == 1
         return cls(op, ver, line_only)

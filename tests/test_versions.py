@@ -63,3 +63,9 @@ def test_constraints(spec, version, ok):
 def test_debian_version_order(a, b, sign):
     c = compare_debian_versions(a, b)
     assert (c > 0) - (c < 0) == sign
+
+
+@pytest.mark.parametrize("bad", [">=6.1foo", "<7.0,>=6", ">=", "6", ">=6.1.0-32-amd64"])
+def test_a_constraint_is_an_operator_and_a_version_nothing_more(bad: str):
+    with pytest.raises(ConfigError, match="is not a version constraint"):
+        VersionConstraint.parse(bad)
