@@ -171,7 +171,8 @@ def decide(obs: Observation, ctx: Context) -> Verdict:
     elif p is not None and status == "pass" and p.below and ctx.predicted_expectation:
         detail += (f"; passes on {ctx.kernel}, below its predicted minimum {p.minimum}: "
                    f"a backport of {p.needs}")
-    elif p is not None and refused and not p.below and cause not in _NOT_PREDICTED:
+    elif p is not None and refused and not p.below and cause not in _NOT_PREDICTED \
+            and exp.expected != "refusal":  # a declared option explains it, say
         unexplained = True
     for sp in ctx.splats:
         detail = f"{detail}; the kernel logged: {sp.headline}"

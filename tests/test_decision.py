@@ -75,6 +75,11 @@ def test_a_prediction_is_the_expectation_of_a_users_object_and_a_pass_is_a_backp
     above = decide(Observation("o.bpf.o:p", "reject", "load", "R1 invalid mem access"),
                    dataclasses.replace(ctx, prediction=dataclasses.replace(LOOP, below=False)))
     assert above.unexplained and above.expectation == PASS
+    # a refusal the declaration expects (a kernel built without an option) is explained
+    declared = decide(Observation("o/x", "fail", "attach", "Operation not supported"),
+                      Context(V510, declared_unmet="kernel built without CONFIG_FPROBE",
+                              prediction=dataclasses.replace(LOOP, below=False)))
+    assert not declared.unexplained and declared.expectation.by == "declaration"
 
 
 def test_a_bundled_program_below_its_prediction_is_explained_not_excused():
