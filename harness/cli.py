@@ -354,10 +354,10 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
             print(f"{k.id}: {k.release} from {k.origin}{' (locked)' if k.pinned else ''} -> {k.root}")
         return 0
     if args.kcmd == "lock":
-        from .kernels.fetch import relock
+        from .kernels.locked import relock
 
         before, pinned, after = relock(args.output, args.ids or None, catalog, cfg,
-                                       progress.download)
+                                       progress.event)
         for lk in after.kernels:
             old = before.get(lk.id)
             what = ("kept" if lk not in pinned else "new" if old is None

@@ -1,6 +1,6 @@
 """Typed events from a kernel's run to whatever shows it (the terminal, the pytest plugin).
 
-The runner emits them as the VM boots and as the guest reports (the host follows the
+The orchestrator emits them as the VM boots and as the guest reports (the host follows the
 guest's JSON lines while the VM runs); interfaces only see these, never strings to parse.
 `from_guest` is the one translation of a guest line into an event. Pure.
 """

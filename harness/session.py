@@ -25,9 +25,9 @@ from .kernels.lock import LockedKernel, read_lock
 from .kernels.locked import prepare_locked
 from .kernels.model import KernelSpec
 from .kernels.prepare import prepare
+from .orchestrator import Subject, run_kernels
 from .report.progress import Progress
 from .results import Report
-from .runner import Subject, run_kernels
 from .suite import ProgramDecl, discover
 from .vm.backend import Backend, VngBackend
 

@@ -20,8 +20,8 @@ from harness.events import (
     from_guest,
 )
 from harness.kernels.model import KernelSpec
+from harness.orchestrator import Subject, run_one
 from harness.report.progress import Progress
-from harness.runner import Subject, run_one
 from harness.versions import KernelVersion
 from harness.vm.backend import LocalBackend
 

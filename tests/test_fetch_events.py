@@ -42,14 +42,6 @@ def test_fetch_events_render_as_the_fetch_and_ready_lines():
     assert quiet.getvalue() == ""
 
 
-def test_download_callback_is_the_same_event():
-    a, b = io.StringIO(), io.StringIO()
-    Progress(stream=a, tty=False).download("trixie Packages", 2_000_000, 2_000_000)
-    Progress(stream=b, tty=False).event(DownloadProgress("trixie Packages", 2_000_000, 2_000_000))
-    assert _lines(a) == _lines(b) == [
-        "download trixie Packages [########################]    2.0/2.0 MB"]
-
-
 def test_prepare_kernels_emits_resolving_ready_and_the_failure(tmp_path, monkeypatch):
     heard: list[object] = []
 

@@ -15,10 +15,10 @@ from harness.bpfobj.verdict import alternative_key, groups, hook, is_placeholder
 from harness.build.skeleton import embedded_objects
 from harness.errors import ConfigError
 from harness.kernels.model import KernelSpec
+from harness.orchestrator import Subject, collect
 from harness.report.diff import diff
 from harness.report.terminal import render_matrix
 from harness.results import Report, Result
-from harness.runner import Subject, collect
 from harness.versions import KernelVersion
 from harness.vm.backend import VMOutcome
 

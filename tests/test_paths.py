@@ -13,7 +13,7 @@ import pytest
 
 from harness import paths
 from harness.config import Config
-from harness.runner import guest_command
+from harness.orchestrator import guest_command
 from harness.suite import PROGRAMS_DIR
 
 

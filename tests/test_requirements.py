@@ -19,8 +19,8 @@ from harness.bpfobj.requirements import (
 )
 from harness.build.compile import compile_bpf
 from harness.kernels.model import KernelSpec
+from harness.orchestrator import Subject, collect
 from harness.results import Report
-from harness.runner import Subject, collect
 from harness.versions import KernelVersion
 from harness.vm.backend import VMOutcome
 from tests.conftest import run_cli

@@ -21,7 +21,7 @@ from harness.config import Config
 from harness.kernels.model import KernelSpec
 from harness.report.outputs import Outputs
 from harness.report.progress import Progress
-from harness.runner import Subject
+from harness.orchestrator import Subject
 from harness.session import execute
 from harness.versions import KernelVersion
 from harness.vm.backend import LocalBackend, stop_on_signals
@@ -79,7 +79,7 @@ from harness.config import Config
 from harness.kernels.model import KernelSpec
 from harness.report.outputs import Outputs
 from harness.report.progress import Progress
-from harness.runner import Subject
+from harness.orchestrator import Subject
 from harness.session import execute
 from harness.versions import KernelVersion
 from harness.vm.backend import LocalBackend, stop_on_signals

@@ -6,7 +6,7 @@ lock.py (the lock file's model and format), layout.py (package layouts, bzImage 
 I/O: mirror.py (which mirror: config, else apt sources), download.py (HTTP with its
 limits), index.py (the signed index, cached), trees.py (extracted trees and their
 record), prepare.py (request -> bootable tree), locked.py (lock files pinned and
-prepared), prune.py, cache.py. fetch.py keeps older names for the CLI and the runner.
+prepared), prune.py, cache.py.
 """
 
 from .catalog import Catalog, CatalogEntry, load_catalog

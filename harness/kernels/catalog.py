@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, UnknownKernelError
+from ..tomlkeys import check_keys
 from ..versions import KernelVersion
 
 
@@ -45,15 +46,6 @@ class KernelRequest:
     path: Path | None = None
 
 
-def _known(f: Path, where: str, table: object, keys: set[str]) -> None:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{f}: {where.rstrip('.') or 'the file'} must be a table")
-    unknown = sorted(set(table) - keys)
-    if unknown:
-        raise ConfigError(f"{f}: unknown key '{where}{unknown[0]}'; known keys there: "
-                          f"{', '.join(sorted(keys))}")
-
-
 def load_catalog(directory: Path) -> Catalog:
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     if not files:
@@ -69,11 +61,11 @@ def load_catalog(directory: Path) -> Catalog:
             data = tomllib.loads(f.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{f}: not valid TOML: {e}") from e
-        _known(f, "", data, {"flavour", "lines", "sets"})
+        check_keys(data, ("flavour", "lines", "sets"), str(f))
         flavour = data.get("flavour", flavour)
         for line, spec in data.get("lines", {}).items():
             KernelVersion.parse(line)
-            _known(f, f"lines.\"{line}\".", spec, {"suites", "note"})
+            check_keys(spec, ("suites", "note"), str(f), f'lines."{line}"')
             suites = spec.get("suites")
             if not suites or not isinstance(suites, list):
                 raise ConfigError(f"{f}: line {line} needs a non-empty 'suites' list")

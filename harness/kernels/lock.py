@@ -40,6 +40,7 @@ import tomli_w
 from ..config import LOCK_NAME
 from ..errors import ConfigError
 from ..fsio import write_atomic
+from ..tomlkeys import unknown_keys
 from ..versions import KernelVersion
 from .catalog import Catalog, expand_ids
 
@@ -192,7 +193,7 @@ class _Where:
     def table(self, data: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise self.error(key, "expected a table")
-        unknown = sorted(set(data) - set(allowed))
+        unknown = unknown_keys(data, allowed)
         if unknown:
             raise self.error(f"{key}.{unknown[0]}" if key else unknown[0],
                              f"unknown key (known: {', '.join(allowed)})")

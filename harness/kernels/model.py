@@ -1,4 +1,4 @@
-"""What the VM runner needs to know about a prepared kernel."""
+"""What the orchestrator needs to know about a prepared kernel."""
 
 from __future__ import annotations
 

@@ -17,12 +17,12 @@ from ..events import BootStarted, Event
 from ..guest.protocol import PYTEST_REPORTS
 from ..kernels.cache import Cache
 from ..kernels.model import KernelSpec
+from ..orchestrator import KernelRun, Subject, run_kernels
 from ..report.diff import Diff, check_growth
 from ..report.diff import render_term as render_diff
 from ..report.outputs import Outputs, gate, write_outputs
 from ..report.progress import Progress
 from ..results import KernelInfo, Report, Result
-from ..runner import KernelRun, Subject, run_kernels
 from ..session import prepare_kernels
 from ..versions import KernelVersion
 from ..vm.accel import choose_accel
@@ -121,7 +121,7 @@ class HostSide:
 
     def _run_kernels(self, session: pytest.Session, kid: str) -> None:
         """Every kernel's tests not run yet, through the harness's one orchestrator
-        (runner.run_kernels: VMs side by side as vm.plan allows, Ctrl-C and stop signals,
+        (orchestrator.run_kernels: VMs side by side as vm.plan allows, Ctrl-C and stop signals,
         retries); the guests' reports are then read here, in the main thread. An xdist
         worker runs only the kernel it was given (each kernel's tests go to one worker,
         and xdist runs the workers side by side)."""
@@ -197,7 +197,7 @@ class HostSide:
 
     def _why_missing(self, run: KernelRun) -> tuple[str, str]:
         """(status, message) for a test the guest never finished, from the run's own
-        verdict (runner.collect read the console and how the VM ended)."""
+        verdict (orchestrator.collect read the console and how the VM ended)."""
         r = run.results[0] if run.results else None
         if r is None:
             return "error", f"the test did not run inside kernel {run.kernel.id}: no result"

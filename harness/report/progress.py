@@ -82,10 +82,6 @@ class Progress:
                     return
                 self._draw()
 
-    def download(self, label: str, done: int, total: int) -> None:
-        """The older callback form of DownloadProgress (kernels.fetch takes it)."""
-        self.event(DownloadProgress(label, done, total))
-
     def _download(self, ev: DownloadProgress) -> None:
         """A download's bar, redrawn at most twice a second on a terminal (else a line
         every five seconds), and one line when it is done. Lock held."""
@@ -124,12 +120,6 @@ class Progress:
             locked = ", locked" if ev.locked else ""
             self._write(f"{self._stamp()} {ev.kernel:>8} {'ready':<6} {ev.release} "
                         f"({ev.origin}{locked})")
-
-    def kernel(self, kernel_id: str, phase: str, detail: str) -> None:
-        if self.quiet:
-            return
-        with self._lock:
-            self._write(f"{self._stamp()} {kernel_id:>8} {phase:<6} {detail}")
 
     def event(self, ev: Event | FetchEvent) -> None:
         """A kernel's preparation (fetch events) and run as it goes: boot, the agent up,

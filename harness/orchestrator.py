@@ -25,8 +25,8 @@ from .errors import ConfigError
 from .events import BootStarted, Listener, Note, RunPlanned, VMEnded, from_guest
 from .guest.protocol import PROTOCOL, Job, Task
 from .kernels.cache import Cache
-from .kernels.fetch import in_use_name
 from .kernels.model import KernelSpec
+from .kernels.prune import in_use_name
 from .paths import guest_pythonpath
 from .results import KernelInfo, Result
 from .suite import ProgramDecl

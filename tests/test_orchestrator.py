@@ -4,8 +4,8 @@ from pathlib import Path
 
 from harness.config import Config
 from harness.kernels.model import KernelSpec
+from harness.orchestrator import Subject, collect, run_kernels, run_one
 from harness.results import Report
-from harness.runner import Subject, collect, run_kernels, run_one
 from harness.suite import ProgramDecl
 from harness.versions import KernelVersion
 from harness.vm.backend import FakeBackend, VMOutcome
@@ -214,7 +214,7 @@ def test_an_object_that_never_started_gets_one_cell():
 
 def test_guest_written_files_are_read_without_following_links(tmp_path):
     from harness.events import ignore
-    from harness.runner import _Follower
+    from harness.orchestrator import _Follower
     from harness.vm.shared import read_guest_file
 
     secret = tmp_path / "host-secret"
@@ -300,7 +300,7 @@ def test_hidden_paths_may_not_hide_what_the_checks_need(tmp_path):
     import pytest
 
     from harness.errors import ConfigError
-    from harness.runner import check_hidden
+    from harness.orchestrator import check_hidden
 
     needed = [tmp_path / "project" / "x.bpf.o", Path("/opt/harness")]
     assert check_hidden(("/root/.ssh", str(tmp_path / "secrets")), needed) == [
