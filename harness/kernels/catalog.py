@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,19 @@ class CatalogEntry:
         return KernelVersion.parse(self.line)
 
 
+ARCHES = ("amd64", "arm64")  # Debian architectures a column can be built for
+# a column: a line, then optionally its architecture and flavour: 6.12, 6.12/arm64,
+# 6.12/rt, 6.12/arm64-rt (the host's architecture is the default and is left out)
+_COLUMN = re.compile(r"(\d+\.\d+)/(?:(amd64|arm64)(-rt)?|(rt))")
+_RELEASE_TAIL = re.compile(r"-(rt-)?(amd64|arm64)$")
+_RELEASE = re.compile(r"\d+\.\d+\.\d+[-+.~\w]*-(?:rt-)?(?:amd64|arm64)")  # 5.10.0-32-amd64
+
+
 @dataclass(frozen=True)
 class Catalog:
     entries: dict[str, CatalogEntry]
     sets: dict[str, tuple[str, ...]]
-    flavour: str = "amd64"
+    flavour: str = "amd64"  # the default architecture: the host's (the file's 'flavour')
 
     def lines(self) -> list[CatalogEntry]:
         return sorted(self.entries.values(), key=lambda e: e.version)
@@ -37,13 +46,34 @@ class Catalog:
 
 @dataclass(frozen=True)
 class KernelRequest:
-    """One kernel the user asked for, before any download."""
+    """One kernel the user asked for, before any download: a column of the matrix."""
 
     id: str
     kind: str  # "line" | "release" | "local"
     entry: CatalogEntry | None = None
     release: str | None = None
     path: Path | None = None
+    arch: str = "amd64"  # Debian architecture
+    rt: bool = False  # the PREEMPT_RT build
+
+    @property
+    def flavour(self) -> str:
+        """The tail of its Debian release: 'amd64', 'rt-amd64', 'arm64', 'rt-arm64'."""
+        return f"{'rt-' if self.rt else ''}{self.arch}"
+
+
+def release_flavour(release: str) -> tuple[str, bool]:
+    """(architecture, PREEMPT_RT) of a Debian kernel release: '6.12.94+deb13-rt-arm64' ->
+    ('arm64', True); a release of no known architecture is amd64's."""
+    tail = _RELEASE_TAIL.search(release)
+    return (tail.group(2), bool(tail.group(1))) if tail else ("amd64", False)
+
+
+def column_id(line: str, arch: str, rt: bool, default_arch: str) -> str:
+    """The one spelling of a column: '6.12', '6.12/rt', '6.12/arm64', '6.12/arm64-rt'."""
+    if arch == default_arch:
+        return f"{line}/rt" if rt else line
+    return f"{line}/{arch}{'-rt' if rt else ''}"
 
 
 def load_catalog(directory: Path) -> Catalog:
@@ -100,7 +130,45 @@ def parse_kernel_ids(text: str | list[str], catalog: Catalog) -> list[KernelRequ
     return out
 
 
+def with_arches(ids: list[str], arches: list[str], catalog: Catalog) -> list[str]:
+    """--arch: each line id (sets already expanded) for each architecture; ids that name
+    an architecture, releases and paths stay as they are."""
+    out: list[str] = []
+    for kid in ids:
+        m = _COLUMN.fullmatch(kid)
+        line, rt = (m.group(1), bool(m.group(4))) if m and m.group(4) else (kid, False)
+        if line not in catalog.entries:
+            new = [kid]
+        else:
+            new = [column_id(line, a, rt, catalog.flavour) for a in arches]
+        out += [n for n in new if n not in out]
+    return out
+
+
+def parse_arches(text: str) -> list[str]:
+    """'arm64' or 'amd64,arm64' -> Debian architectures (x86_64 and aarch64 accepted)."""
+    alias = {"x86_64": "amd64", "aarch64": "arm64"}
+    out = []
+    for a in (x.strip().lower() for x in text.split(",")):
+        a = alias.get(a, a)
+        if a not in ARCHES:
+            raise ConfigError(f"--arch {text}: unknown architecture '{a}'; give "
+                              f"{' or '.join(ARCHES)} (or several, comma-separated)")
+        if a not in out:
+            out.append(a)
+    return out
+
+
 def parse_kernel_id(kid: str, catalog: Catalog) -> KernelRequest:
+    m = _COLUMN.fullmatch(kid)
+    if m and m.group(1) in catalog.entries:
+        line = m.group(1)
+        arch, rt = (catalog.flavour, True) if m.group(4) else (m.group(2), bool(m.group(3)))
+        return KernelRequest(column_id(line, arch, rt, catalog.flavour), "line",
+                             entry=catalog.entries[line], arch=arch, rt=rt)
+    if m:
+        raise UnknownKernelError(f"unknown kernel '{kid}': no line {m.group(1)} in the "
+                                 f"catalog; available lines: {catalog.available()}")
     if "/" in kid or kid.startswith("."):
         p = Path(kid).expanduser()
         if not p.exists():
@@ -110,18 +178,21 @@ def parse_kernel_id(kid: str, catalog: Catalog) -> KernelRequest:
             )
         return KernelRequest(kid, "local", path=p.resolve())
     if kid in catalog.entries:
-        return KernelRequest(kid, "line", entry=catalog.entries[kid])
+        return KernelRequest(kid, "line", entry=catalog.entries[kid], arch=catalog.flavour)
     try:
         v = KernelVersion.parse(kid)
     except ConfigError:
         v = None
-    if v is not None and kid.endswith("-" + catalog.flavour):
+    tail = _RELEASE_TAIL.search(kid)
+    if v is not None and tail is not None and _RELEASE.fullmatch(kid):
         entry = catalog.entries.get(v.line)
         if entry is not None:
-            return KernelRequest(kid, "release", entry=entry, release=kid)
+            return KernelRequest(kid, "release", entry=entry, release=kid, arch=tail.group(2),
+                                 rt=bool(tail.group(1)))
     sets = ", ".join(sorted(catalog.sets))
     raise UnknownKernelError(
-        f"unknown kernel '{kid}'. Available lines: {catalog.available()}; sets: {sets}; "
+        f"unknown kernel '{kid}'. Available lines: {catalog.available()} (each also as "
+        f"LINE/arm64, LINE/rt, LINE/arm64-rt); sets: {sets}; "
         f"or an exact Debian release such as 6.12.94+deb13-{catalog.flavour}, "
         "or a path to a bzImage or kernel build tree. 'ebpf-harness kernels list' shows them."
     )

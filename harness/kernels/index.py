@@ -35,6 +35,16 @@ from .debian import (
 from .mirror import resolve_mirrors
 
 PACKAGES_XZ = "main/binary-amd64/Packages.xz"
+
+
+def packages_xz(arch: str) -> str:
+    """The Release's path of an architecture's Packages index."""
+    return f"main/binary-{arch}/Packages.xz"
+
+
+def _filtered_name(arch: str) -> str:
+    # amd64 keeps the name caches made before other architectures existed
+    return "linux-packages" if arch == "amd64" else f"linux-packages-{arch}"
 KEPT = ("linux-",)  # the packages of a suite's index kept in the cache
 
 _WARNED: set[str] = set()  # suites whose expired index was reported in this process
@@ -80,7 +90,7 @@ class Archive:
         self.listener = listener
         self.kernel = kernel
         self._mirrors: tuple[str, str | None] | None = None
-        self._packages: dict[str, dict[str, Package]] = {}
+        self._packages: dict[tuple[str, str], dict[str, Package]] = {}
 
     # -- mirrors -------------------------------------------------------------------
     def mirror_for(self, suite: str) -> str:
@@ -136,7 +146,8 @@ class Archive:
                 if not content.exists() or content.read_bytes() != verified:
                     self.cache.write_atomic(content, verified)
                     # the Packages filtered from an older Release are stale now
-                    (d / "linux-packages").unlink(missing_ok=True)
+                    for old in d.glob("linux-packages*"):
+                        old.unlink(missing_ok=True)
                 else:
                     content.touch()
             return self._checked(parse_release(content.read_text()), suite)
@@ -148,33 +159,36 @@ class Archive:
             print(f"ebpf-harness: warning: {warning}", file=sys.stderr)
         return rel
 
-    def packages(self, suite: str) -> dict[str, Package]:
-        """The suite's linux-* packages, from its Packages index verified against the
-        signed Release (kept in the cache, filtered, until the Release changes)."""
-        if suite in self._packages:
-            return self._packages[suite]
+    def packages(self, suite: str, arch: str = "amd64") -> dict[str, Package]:
+        """The suite's linux-* packages for one architecture, from its Packages index
+        verified against the signed Release (kept in the cache, filtered, until the
+        Release changes)."""
+        if (suite, arch) in self._packages:
+            return self._packages[suite, arch]
         rel = self.release(suite)
         mirror = self.mirror_for(suite)
         lock, d = self._index_dir(suite)
-        filtered = d / "linux-packages"
+        filtered = d / _filtered_name(arch)
+        index = packages_xz(arch)
         with self.cache.lock(lock):
             if not filtered.exists():
-                entry = rel.files.get(PACKAGES_XZ)
+                entry = rel.files.get(index)
                 if entry is None:
-                    raise VerificationError(f"{suite}: Release lists no {PACKAGES_XZ}")
-                xz = d / "Packages.xz"
-                self.verified(f"{mirror}/dists/{suite}/{PACKAGES_XZ}", xz, entry.sha256,
-                              entry.size, f"{suite} Packages")
+                    raise VerificationError(f"{suite}: Release lists no {index}")
+                xz = d / f"Packages-{arch}.xz"
+                label = f"{suite} Packages" + ("" if arch == "amd64" else f" ({arch})")
+                self.verified(f"{mirror}/dists/{suite}/{index}", xz, entry.sha256,
+                              entry.size, label)
                 text = lzma.decompress(xz.read_bytes()).decode("utf-8", errors="replace")
                 self.cache.write_atomic(filtered, select_paragraphs(text, KEPT).encode())
                 xz.unlink()
         pk = parse_packages(filtered.read_text(), suite, KEPT)
-        self._packages[suite] = pk
+        self._packages[suite, arch] = pk
         return pk
 
-    def lists(self, suites: tuple[str, ...]) -> dict[str, dict[str, Package]]:
-        """{suite: its packages} for resolve.resolve."""
-        return {s: self.packages(s) for s in suites}
+    def lists(self, suites: tuple[str, ...], arch: str = "amd64") -> dict[str, dict[str, Package]]:
+        """{suite: its packages for arch} for resolve.resolve."""
+        return {s: self.packages(s, arch) for s in suites}
 
     def deb(self, pkg: Package) -> Path:
         name = Path(pkg.filename).name

@@ -86,8 +86,8 @@ class LockedKernel:
     @property
     def headers_common(self) -> str | None:
         """The linux-headers-*-common package name (its directory under usr/src), if any."""
-        return next((p.name for p in self.packages
-                     if p.name.startswith("linux-headers-") and p.name.endswith("-common")), None)
+        return next((p.name for p in self.packages if p.name.startswith("linux-headers-")
+                     and p.name.endswith(("-common", "-common-rt"))), None)
 
     def record(self) -> dict[str, str]:
         """{package name: SHA256}: what a prepared tree must have been built from."""

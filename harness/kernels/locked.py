@@ -14,7 +14,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import ConfigError, KernelError, MirrorError, VerificationError
 from ..events import FetchListener
-from .catalog import Catalog, parse_kernel_ids
+from .catalog import Catalog, parse_kernel_ids, release_flavour
 from .debian import Package
 from .download import Absent
 from .index import Archive
@@ -50,7 +50,8 @@ def lock_kernels(
             raise ConfigError(f"kernel '{req.id}' is a local build; only Debian kernels from the "
                               "archive can be locked (give catalog lines or exact releases)")
         assert req.entry is not None
-        out.append(resolve(req, catalog, archive.lists(req.entry.suites)).locked(req.id))
+        out.append(resolve(req, catalog, archive.lists(req.entry.suites, req.arch))
+                   .locked(req.id))
     return out
 
 
@@ -90,7 +91,8 @@ def prepare_locked(
     cache = archive.cache
     rel = locked.release
     tree = cache.path("kernels", rel)
-    listing = _Listing(archive, locked.suite)
+    arch, rt = release_flavour(locked.release)
+    listing = _Listing(archive, locked.suite, arch)
     with cache.lock(f"kernel-{rel}"):
         cached = read_meta(tree)
         meta = _vouched(cached, locked, listing)
@@ -102,7 +104,8 @@ def prepare_locked(
             debs = [_locked_deb(archive, locked, p, listing, lock_path) for p in locked.packages]
             meta = extract(cache, tree, debs, TreeMeta(
                 rel, locked.version, locked.suite, _names(locked), locked.record()))
-    return kernel_spec(locked.id, tree, meta, locked.headers_common, pinned=True)
+    return kernel_spec(locked.id, tree, meta, locked.headers_common, pinned=True, arch=arch,
+                       rt=rt)
 
 
 def _names(locked: LockedKernel) -> tuple[str, ...]:
@@ -117,15 +120,15 @@ class _Listing:
     A bad signature is never tolerated.
     """
 
-    def __init__(self, archive: Archive, suite: str) -> None:
-        self.archive, self.suite = archive, suite
+    def __init__(self, archive: Archive, suite: str, arch: str = "amd64") -> None:
+        self.archive, self.suite, self.arch = archive, suite, arch
         self._pkgs: dict[str, Package] | None = None
 
     def get(self, p: LockedPackage) -> Package | None:
         """The index's entry for exactly this package version, if it still lists it."""
         if self._pkgs is None:
             try:
-                self._pkgs = self.archive.packages(self.suite)
+                self._pkgs = self.archive.packages(self.suite, self.arch)
             except MirrorError:
                 self._pkgs = {}
         listed = self._pkgs.get(p.name)

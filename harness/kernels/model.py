@@ -20,6 +20,8 @@ class KernelSpec:
     headers_common: Path | None = None  # linux-headers-*-common tree (the "source" directory)
     origin: str = ""  # "debian:trixie 6.12.107-1", "local"
     pinned: bool = False  # this exact build was asked for (a lock file), not the line's newest
+    arch: str = "amd64"  # Debian architecture (amd64, arm64)
+    rt: bool = False  # a PREEMPT_RT build (Debian's -rt flavour)
 
     def config(self) -> dict[str, str] | None:
         """The kernel's build configuration, when the kernel came with one (read once)."""

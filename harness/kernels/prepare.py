@@ -30,7 +30,7 @@ def prepare(
         return prepare_local(req)
     assert req.entry is not None
     archive = Archive(config, listener, req.id)
-    build = resolve(req, catalog, archive.lists(req.entry.suites), with_headers)
+    build = resolve(req, catalog, archive.lists(req.entry.suites, req.arch), with_headers)
     cache, rel = archive.cache, build.release
     tree = cache.path("kernels", rel)
     with cache.lock(f"kernel-{rel}"):
@@ -41,8 +41,8 @@ def prepare(
             debs = [archive.deb(p) for p in build.packages]
             meta = extract(cache, tree, debs, TreeMeta(
                 rel, build.image.version, build.image.suite, tuple(build.names), build.record()))
-    common = f"linux-headers-{abi_of(rel, catalog.flavour)}-common"
-    return kernel_spec(req.id, tree, meta, common)
+    common = f"linux-headers-{abi_of(rel, req.flavour)}-common" + ("-rt" if req.rt else "")
+    return kernel_spec(req.id, tree, meta, common, arch=req.arch, rt=req.rt)
 
 
 def prepare_local(req: KernelRequest) -> KernelSpec:

@@ -54,7 +54,8 @@ class Build:
 
 
 def candidates(req: KernelRequest, lists: PackageLists, flavour: str) -> list[tuple[str, Package]]:
-    """(release, image package) for every build of the requested line in its suites."""
+    """(release, image package) for every build of the requested line in its suites, of
+    one flavour ('amd64', 'rt-amd64', 'arm64', 'rt-arm64')."""
     assert req.entry is not None
     out = []
     for suite in req.entry.suites:
@@ -79,7 +80,8 @@ def choose(cands: list[tuple[str, Package]], req: KernelRequest) -> tuple[str, P
     if not cands:
         suites = ", ".join(req.entry.suites) if req.entry else "?"
         raise UnknownKernelError(
-            f"no generic-flavour build of kernel line {req.id} found in suites {suites}; "
+            f"no {req.flavour} build of kernel line {req.entry.line if req.entry else req.id} "
+            f"found in suites {suites}; "
             "check the catalog (kernels/*.toml) or the mirror"
         )
     # max keeps the first of equals: the earlier suite in the catalog's order
@@ -90,9 +92,9 @@ def resolve(req: KernelRequest, catalog: Catalog, lists: PackageLists,
             with_headers: bool = True) -> Build:
     """The build a catalog line or exact release stands for in these package lists (the
     suites of req.entry, each {name: Package})."""
-    rel, image = choose(candidates(req, lists, catalog.flavour), req)
+    rel, image = choose(candidates(req, lists, req.flavour), req)
     pkgs = lists[image.suite]  # the image's dependencies may sit in the same suite only
-    abi = abi_of(rel, catalog.flavour)
+    abi = abi_of(rel, req.flavour)
     wanted = closure(image.name, pkgs, abi, IMAGE_FAMILIES)
     if with_headers and f"linux-headers-{rel}" in pkgs:
         wanted += closure(f"linux-headers-{rel}", pkgs, abi, HEADER_FAMILIES)

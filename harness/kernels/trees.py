@@ -143,7 +143,7 @@ def checked_image(cache: Cache, tree: Path, meta: TreeMeta) -> TreeMeta | None:
 
 
 def kernel_spec(kid: str, tree: Path, meta: TreeMeta, common_name: str | None,
-                pinned: bool = False) -> KernelSpec:
+                pinned: bool = False, arch: str = "amd64", rt: bool = False) -> KernelSpec:
     """The bootable kernel a prepared tree holds."""
     headers = tree / "usr" / "src" / f"linux-headers-{meta.release}"
     common = tree / "usr" / "src" / common_name if common_name else None
@@ -157,6 +157,8 @@ def kernel_spec(kid: str, tree: Path, meta: TreeMeta, common_name: str | None,
         headers_common=common if common is not None and common.is_dir() else None,
         origin=meta.origin,
         pinned=pinned,
+        arch=arch,
+        rt=rt,
     )
 
 

@@ -1,0 +1,109 @@
+"""Columns are (line, architecture, flavour): one id grammar, and each column resolved to
+its own Debian build (harness/kernels/catalog.py, resolve.py). Pure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError, UnknownKernelError
+from harness.kernels.catalog import (
+    load_catalog,
+    parse_arches,
+    parse_kernel_id,
+    parse_kernel_ids,
+    release_flavour,
+    with_arches,
+)
+from harness.kernels.debian import abi_of, parse_packages
+from harness.kernels.resolve import resolve
+from tests.test_debian_index import stanza
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog(REPO / "kernels")
+
+
+@pytest.mark.parametrize(("kid", "canonical", "arch", "rt"), [
+    ("6.12", "6.12", "amd64", False),
+    ("6.12/arm64", "6.12/arm64", "arm64", False),
+    ("6.12/rt", "6.12/rt", "amd64", True),
+    ("6.12/arm64-rt", "6.12/arm64-rt", "arm64", True),
+    # the host's architecture is the default: one spelling per column
+    ("6.12/amd64", "6.12", "amd64", False),
+    ("6.12/amd64-rt", "6.12/rt", "amd64", True),
+])
+def test_one_grammar_for_lines_architectures_and_flavours(catalog, kid, canonical, arch, rt):
+    req = parse_kernel_id(kid, catalog)
+    assert (req.id, req.kind, req.arch, req.rt) == (canonical, "line", arch, rt)
+    assert req.flavour == ("rt-" if rt else "") + arch
+
+
+@pytest.mark.parametrize(("release", "arch", "rt"), [
+    ("6.12.117+deb13-amd64", "amd64", False),
+    ("6.12.117+deb13-rt-amd64", "amd64", True),
+    ("5.10.0-32-arm64", "arm64", False),
+    ("6.1.0-50-rt-arm64", "arm64", True),
+])
+def test_an_exact_release_names_its_own_architecture_and_flavour(catalog, release, arch, rt):
+    req = parse_kernel_id(release, catalog)
+    assert (req.kind, req.release, req.arch, req.rt) == ("release", release, arch, rt)
+    assert release_flavour(release) == (arch, rt)
+
+
+def test_unknown_columns_say_what_exists(catalog):
+    with pytest.raises(UnknownKernelError, match=r"no line 4\.19 in the catalog"):
+        parse_kernel_id("4.19/arm64", catalog)
+    with pytest.raises(UnknownKernelError, match=r"LINE/arm64, LINE/rt"):
+        parse_kernel_id("6.12-arm64", catalog)
+
+
+def test_arch_is_a_shorthand_over_lines_and_sets(catalog):
+    ids = with_arches(["5.10", "6.12/rt", "7.3/arm64"], ["amd64", "arm64"], catalog)
+    assert ids == ["5.10", "5.10/arm64", "6.12/rt", "6.12/arm64-rt", "7.3/arm64"]
+    reqs = parse_kernel_ids(with_arches(list(catalog.sets["ci"]), ["arm64"], catalog), catalog)
+    assert [r.id for r in reqs] == [f"{k}/arm64" for k in catalog.sets["ci"]]
+    assert parse_arches("x86_64,aarch64,arm64") == ["amd64", "arm64"]
+    with pytest.raises(ConfigError, match="unknown architecture 'riscv64'"):
+        parse_arches("riscv64")
+
+
+TRIXIE = "\n".join([
+    stanza("linux-image-6.12.117+deb13-amd64", "6.12.117-1"),
+    stanza("linux-image-6.12.117+deb13-rt-amd64", "6.12.117-1"),
+    stanza("linux-image-6.12.117+deb13-cloud-amd64", "6.12.117-1"),
+    stanza("linux-headers-6.12.117+deb13-rt-amd64", "6.12.117-1",
+           "linux-headers-6.12.117+deb13-common-rt (= 6.12.117-1), linux-kbuild-6.12.117+deb13"),
+    stanza("linux-headers-6.12.117+deb13-common-rt", "6.12.117-1"),
+])
+TRIXIE_ARM64 = "\n".join([
+    stanza("linux-image-6.12.117+deb13-arm64", "6.12.117-1"),
+    stanza("linux-image-6.12.117+deb13-rt-arm64", "6.12.117-1"),
+])
+
+
+def test_each_column_resolves_to_its_own_build(catalog):
+    amd64 = {"trixie": parse_packages(TRIXIE, "trixie"),
+             "bookworm-backports": parse_packages("", "bookworm-backports")}
+    arm64 = {"trixie": parse_packages(TRIXIE_ARM64, "trixie"),
+             "bookworm-backports": parse_packages("", "bookworm-backports")}
+    assert resolve(parse_kernel_id("6.12", catalog), catalog, amd64).release == \
+        "6.12.117+deb13-amd64"
+    rt = resolve(parse_kernel_id("6.12/rt", catalog), catalog, amd64)
+    assert rt.release == "6.12.117+deb13-rt-amd64"
+    # the rt headers and their own -common-rt come along; kbuild (a tool) does not
+    assert [p.name for p in rt.packages] == ["linux-image-6.12.117+deb13-rt-amd64",
+                                              "linux-headers-6.12.117+deb13-rt-amd64",
+                                              "linux-headers-6.12.117+deb13-common-rt"]
+    assert abi_of(rt.release, "rt-amd64") == "6.12.117+deb13"
+    assert resolve(parse_kernel_id("6.12/arm64", catalog), catalog, arm64).release == \
+        "6.12.117+deb13-arm64"
+    assert resolve(parse_kernel_id("6.12/arm64-rt", catalog), catalog, arm64).release == \
+        "6.12.117+deb13-rt-arm64"
+    with pytest.raises(UnknownKernelError, match=r"no rt-arm64 build of kernel line 6\.12"):
+        resolve(parse_kernel_id("6.12/arm64-rt", catalog), catalog,
+                {s: parse_packages("", s) for s in ("trixie", "bookworm-backports")})
