@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import platform
 import signal
 import subprocess
 import threading
@@ -21,7 +22,7 @@ from typing import Protocol
 
 from .. import tools
 from . import shim
-from .argv import vng_argv
+from .argv import Share, foreign_accel, vng_argv
 
 
 def events_file(rundir: Path) -> Path:
@@ -43,6 +44,12 @@ class VMRequest:
     append: tuple[str, ...] = ()
     stall: float = 0.0  # seconds without guest progress that count as a hang (0: off)
     root_cache: bool = True  # the host root's 9p mount cached in the guest (vm.shim)
+    # a guest of another architecture (Debian's name: arm64) boots on a root of its own
+    # (vm.guestroot) and sees of the host only `shares` (argv.foreign_shares, which hold
+    # rundir); "" and None: the host's architecture and root, shared read-only
+    arch: str = ""
+    root: Path | None = None
+    shares: tuple[Share, ...] = ()
 
     @property
     def events_path(self) -> Path:
@@ -242,9 +249,11 @@ class VngBackend:
 
     def run(self, req: VMRequest) -> VMOutcome:
         vng = tools.which("vng")
-        argv = vng_argv(vng, req.vmlinuz, req.rundir, req.command, accel=req.accel,
+        accel = foreign_accel(req.accel, req.arch, platform.machine()) if req.root else req.accel
+        argv = vng_argv(vng, req.vmlinuz, req.rundir, req.command, accel=accel,
                         memory=req.memory, cpus=req.cpus, network=req.network,
-                        append=req.append, name=f"ebpf-harness-{req.kernel_id}")
+                        append=req.append, name=f"ebpf-harness-{req.kernel_id}",
+                        arch=req.arch, root=req.root, shares=req.shares)
         env = dict(os.environ)
         # vng calls its helpers (virtme-run) by name: make the venv's bin dir visible, and
         # before it the shim that caches the host root (beside the run directory, where

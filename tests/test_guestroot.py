@@ -1,0 +1,127 @@
+"""The guest root of a foreign architecture: its key, its mmdebstrap command, its package
+record and the host checks, all without building anything."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.config import Config
+from harness.errors import ToolError
+from harness.vm import guestroot
+from harness.vm.argv import GUEST_RESULTS, foreign_shares
+from harness.vm.guestroot import (
+    PACKAGES,
+    RootSpec,
+    binfmt_problem,
+    installed_versions,
+    is_foreign,
+    job_in_guest,
+    missing_packages,
+    mmdebstrap_argv,
+)
+
+MIRROR = "http://mirror.invalid/debian"
+
+
+def test_key_changes_with_what_the_root_holds():
+    base = RootSpec("arm64", MIRROR)
+    assert base.key() == RootSpec("arm64", MIRROR + "/").key()
+    # the package order does not matter, the list does
+    assert base.key() == RootSpec("arm64", MIRROR, packages=tuple(reversed(PACKAGES))).key()
+    others = [RootSpec("amd64", MIRROR), RootSpec("arm64", MIRROR, suite="trixie"),
+              RootSpec("arm64", "http://other.invalid/debian"),
+              RootSpec("arm64", MIRROR, packages=(*PACKAGES, "strace"))]
+    assert len({base.key(), *(o.key() for o in others)}) == 5
+    assert base.name == f"arm64-{base.key()}"
+
+
+def test_mmdebstrap_argv_verifies_with_the_given_keyring():
+    argv = mmdebstrap_argv(RootSpec("arm64", MIRROR), Path("/c/root"), Path("/k.gpg"))
+    assert argv[0] == "mmdebstrap"
+    assert "--arch=arm64" in argv and "--variant=minbase" in argv
+    assert "--keyring=/k.gpg" in argv
+    assert argv[-3:] == ["bookworm", "/c/root", MIRROR]
+    include = next(a for a in argv if a.startswith("--include="))[len("--include="):].split(",")
+    assert include == sorted(PACKAGES)
+    assert "busybox-static" in include and "python3" in include  # virtme-ng and the agent
+
+
+def test_installed_versions_reads_dpkg_status():
+    status = (
+        "Package: python3\nStatus: install ok installed\nVersion: 3.11.2-1+b1\n\n"
+        "Package: gone\nStatus: deinstall ok config-files\nVersion: 1.0\n\n"
+        "Package: bpftool\nStatus: install ok installed\nArchitecture: arm64\n"
+        "Version: 7.1.0+6.1.158-1\n"
+    )
+    assert installed_versions(status) == {"bpftool": "7.1.0+6.1.158-1", "python3": "3.11.2-1+b1"}
+    assert missing_packages(("python3", "kmod"), {"python3": "1"}) == ["kmod"]
+
+
+def test_foreign_is_by_machine():
+    assert is_foreign("arm64", "x86_64")
+    assert not is_foreign("arm64", "aarch64")
+    assert not is_foreign("amd64", "x86_64")
+
+
+def test_binfmt_problem_says_what_is_missing(tmp_path):
+    assert "not mounted" in binfmt_problem("arm64", "x86_64", tmp_path)
+    (tmp_path / "register").write_text("")
+    assert "no qemu-aarch64 entry" in binfmt_problem("arm64", "x86_64", tmp_path)
+    (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /usr/libexec/x\n")
+    assert "disabled" in binfmt_problem("arm64", "x86_64", tmp_path)
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/x\n")
+    assert binfmt_problem("arm64", "x86_64", tmp_path) is None
+    assert binfmt_problem("arm64", "aarch64", tmp_path / "absent") is None  # native
+
+
+def test_check_host_names_what_to_run(monkeypatch):
+    def which(tool):
+        raise ToolError(f"'{tool}' was not found on PATH; install {tool}")
+
+    monkeypatch.setattr(guestroot.tools, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(guestroot, "binfmt_problem", lambda arch, machine: "binfmt_misc is off")
+    with pytest.raises(ToolError, match=r"binfmt_misc is off; run ./quickstart arm64"):
+        guestroot.check_host("arm64", "x86_64")
+    monkeypatch.setattr(guestroot.tools, "which", which)
+    with pytest.raises(ToolError, match="mmdebstrap"):
+        guestroot.check_host("arm64", "x86_64")
+
+
+def test_cached_root_is_used_only_with_its_key(tmp_path):
+    spec = RootSpec("arm64", MIRROR)
+    path = guestroot.root_dir(tmp_path, spec)
+    assert guestroot.load(tmp_path, spec) is None
+    path.mkdir(parents=True)
+    assert guestroot.load(tmp_path, spec) is None  # a tree without its record: unfinished
+    guestroot.manifest_path(path).write_text(json.dumps(
+        {"key": spec.key(), "packages": {"python3": "3.11.2-1+b1"}}))
+    got = guestroot.load(tmp_path, spec)
+    assert got is not None and got.packages == {"python3": "3.11.2-1+b1"}
+    assert got.built_seconds is None
+    # ensure() returns it without building (no mmdebstrap is called)
+    assert guestroot.ensure(Config(cache_dir=tmp_path), spec).path == path
+
+
+def test_finish_links_poweroff_to_busybox(tmp_path):
+    (tmp_path / "usr/sbin").mkdir(parents=True)
+    guestroot.finish(tmp_path)
+    assert (tmp_path / "usr/sbin/poweroff").readlink() == Path("/usr/bin/busybox")
+    guestroot.finish(tmp_path)  # idempotent
+
+
+def test_job_in_guest_names_paths_as_the_guest_sees_them(tmp_path):
+    work, objs = tmp_path / "work", tmp_path / "objs"
+    (work / "k").mkdir(parents=True)
+    objs.mkdir()
+    shares = foreign_shares(work / "k", Path("/src/harness"), [work / "k.job.json", objs])
+    job = {"protocol": 2, "kernel_id": "6.1/arm64", "results": str(work / "k/events.jsonl"),
+           "check_timeout": 60.0, "setup": True, "hide": ["/home"],
+           "tasks": [{"kind": "object", "subject": "o", "path": str(objs / "a.bpf.o")},
+                     {"kind": "command", "subject": "c", "argv": ["uname", "-r"]}]}
+    got = job_in_guest(job, shares)  # type: ignore[arg-type]
+    assert got["results"] == f"{GUEST_RESULTS}/events.jsonl"
+    assert got["tasks"][0]["path"] == f"/run/ebpf-harness/host{objs}/a.bpf.o"
+    assert got["tasks"][1] == job["tasks"][1]  # argv: the guest's own programs
+    assert got["hide"] == []  # the host's root is not visible there at all
+    assert job["results"].startswith(str(work))  # the input is left alone
