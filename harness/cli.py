@@ -33,11 +33,30 @@ if TYPE_CHECKING:
     from .kernels.trees import TreeMeta
 
 
+def _arch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", metavar="ARCH[,ARCH]", help="the kernels' lines built for these "
+                   "architectures (amd64, arm64): '--arch arm64 -k 5.10,6.12' is 5.10/arm64 "
+                   "and 6.12/arm64 (default: the host's)")
+
+
+def kernel_ids(given: str | list[str] | None, arch: str | None, cfg: Config
+               ) -> str | list[str] | None:
+    """The kernel ids a command asked for, with --arch applied to its lines."""
+    if not arch:
+        return given
+    from .kernels.catalog import expand_ids, load_catalog, parse_arches, with_arches
+
+    catalog = load_catalog(cfg.catalog)
+    return with_arches(expand_ids(given or cfg.kernels, catalog), parse_arches(arch), catalog)
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     """What check, run and matrix read: kernels, mirrors, the VMs, reports."""
-    p.add_argument("--kernels", "-k", help="kernel ids: lines (6.12), sets (default, all), "
-                   "exact releases, or paths to a bzImage (default: [tool.ebpf-harness] kernels, else "
-                   "the 'default' set)")
+    p.add_argument("--kernels", "-k", help="kernel ids: lines (6.12), columns of another "
+                   "architecture or flavour (6.12/arm64, 6.12/rt, 6.12/arm64-rt), sets (default, "
+                   "all), exact releases, or paths to a bzImage (default: [tool.ebpf-harness] "
+                   "kernels, else the 'default' set)")
+    _arch_option(p)
     _lock_options(p)
     p.add_argument("--json", type=Path, help="write the versioned results model here")
     _mirror_options(p)
@@ -116,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     kf = ksub.add_parser("fetch", help="download and verify kernels")
     kf.add_argument("ids", nargs="*", help="kernel ids (default: [tool.ebpf-harness] "
                     "kernels, else the 'default' set; with a lock file, every kernel in it)")
+    _arch_option(kf)
     _lock_options(kf)
     _mirror_options(kf)
     _quiet(kf)
@@ -123,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     klk.add_argument("ids", nargs="*", help="kernel ids (default: [tool.ebpf-harness] "
                      "kernels, else the 'default' set); other kernels already in the lock "
                      "file are kept")
+    _arch_option(klk)
     klk.add_argument("-o", "--output", type=Path, default=Path("kernels.lock"),
                      help="the lock file (default: ./kernels.lock)")
     _mirror_options(klk)
@@ -350,13 +371,14 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
     if args.kcmd == "fetch":
         from .session import prepare_kernels
 
-        for k in prepare_kernels(args.ids or None, cfg, progress):
+        for k in prepare_kernels(kernel_ids(args.ids or None, args.arch, cfg), cfg, progress):
             print(f"{k.id}: {k.release} from {k.origin}{' (locked)' if k.pinned else ''} -> {k.root}")
         return 0
     if args.kcmd == "lock":
         from .kernels.locked import relock
 
-        before, pinned, after = relock(args.output, args.ids or None, catalog, cfg,
+        before, pinned, after = relock(args.output, kernel_ids(args.ids or None, args.arch, cfg),
+                                       catalog, cfg,
                                        progress.event)
         for lk in after.kernels:
             old = before.get(lk.id)
@@ -511,7 +533,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             inputs.check_sources(found, cfg.cache_dir / "objects", session.host_vmlinux(cfg))
     command = ["ebpf-harness", *argv]
     try:
-        kernels = session.prepare_kernels(args.kernels, cfg, progress)
+        kernels = session.prepare_kernels(kernel_ids(args.kernels, args.arch, cfg), cfg,
+                                          progress)
         if args.cmd == "check":
             subjects = session.subjects_for_paths(args.paths, kernels, cfg, args.setup)
             newest = max(kernels, key=lambda k: k.version) if kernels else None

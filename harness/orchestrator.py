@@ -7,6 +7,7 @@ Results; ``run_kernels`` does the side effects (job files, VMs, threads).
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import sys
 import threading
@@ -31,7 +32,9 @@ from .paths import guest_pythonpath
 from .results import KernelInfo, Result
 from .suite import ProgramDecl
 from .versions import KernelVersion
+from .vm import guestroot
 from .vm.accel import choose_accel
+from .vm.argv import foreign_accel
 from .vm.backend import LIVE, Backend, VMOutcome, VMRequest, events_file
 from .vm.console import crash_headline, find_crash, find_splats
 from .vm.plan import Plan, available_memory_mb, host_cores, memory_mb
@@ -145,6 +148,13 @@ def _prediction(subject: Subject, kernel: KernelSpec, program: str | None) -> Pr
                       needs=", ".join(n.describe() for n in newer))
 
 
+def kernel_info(kernel: KernelSpec) -> KernelInfo:
+    """A column's record in the results, before its VM ran."""
+    return KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
+                      origin=kernel.origin, pinned=kernel.pinned, arch=kernel.arch,
+                      rt=kernel.rt)
+
+
 def _owner(subjects: list[Subject], sid: str) -> tuple[Subject | None, str | None]:
     """The subject a result belongs to, and the program name when it is an object's."""
     for s in subjects:
@@ -165,9 +175,8 @@ def collect(
 ) -> tuple[KernelInfo, list[Result]]:
     """Pure: guest events + VM outcome -> KernelInfo and one Result per cell, each decided
     once (harness/decision.py), then the object rows from their programs' results."""
-    info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
-                      origin=kernel.origin, vm_seconds=round(outcome.seconds, 2),
-                      pinned=kernel.pinned)
+    info = kernel_info(kernel)
+    info.vm_seconds = round(outcome.seconds, 2)
     observed: list[Observation] = []
     booted = False
     for ev in events:
@@ -331,6 +340,14 @@ def run_one(
                   Path.cwd(), *task_paths([dict(s.task) for s in subjects])]))
     # the job and the console stay outside the directory the guest can write
     job_path = workdir / f"{rundir.name}.job.json"
+    # a kernel of another architecture boots on a root of its own (vm.guestroot)
+    placement = guestroot.place(
+        config, kernel.arch, kernel.release, kernel.modules_dir, rundir,
+        PACKAGE_PARENT / "harness", [job_path, *task_paths([dict(t) for t in tasks])],
+    ) if backend.vm else None
+    if placement is not None:
+        job = guestroot.job_in_guest(job, placement.shares)
+        accel = foreign_accel(accel, kernel.arch, platform.machine())
     job_path.write_text(json.dumps(job, indent=1))
     network = any(s.network for s in subjects)
     vm_timeout = config.vm_timeout or vm_budget([dict(t) for t in tasks], config.check_timeout)
@@ -339,7 +356,7 @@ def run_one(
         append += [p for p in s.boot_params if p not in append]
     with Cache(config.cache_dir).shared(in_use_name(kernel.release)):  # prune keeps it
         booted = _boot(kernel, rundir, job_path, config, backend, listener, accel, network,
-                       vm_timeout, tuple(append), len(subjects), cpus)
+                       vm_timeout, tuple(append), len(subjects), cpus, placement)
     outcome, accel, req, retries, events = booted
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
@@ -359,7 +376,8 @@ def results_dir(workdir: Path, kernel_id: str) -> Path:
 
 def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, backend: Backend,
           listener: Listener, accel: str, network: bool, vm_timeout: float,
-          append: tuple[str, ...], checks: int, cpus: int
+          append: tuple[str, ...], checks: int, cpus: int,
+          placement: guestroot.Placement | None = None,
           ) -> tuple[VMOutcome, str, VMRequest, list[str], list[dict]]:
     """One VM run of the job, tried again as vm.retry says. Returns the outcome, the
     accelerator used, the request, notes on what was retried and the guest's events."""
@@ -367,11 +385,14 @@ def _boot(kernel: KernelSpec, rundir: Path, job_path: Path, config: Config, back
     attempt: str | None = accel
     while attempt is not None:
         listener(BootStarted(kernel.id, kernel.release, attempt, checks))
-        command = guest_command(job_path, guest_pythonpath(config.cache_dir))
+        job, pythonpath = (placement.command_paths(job_path) if placement else
+                           (job_path, guest_pythonpath(config.cache_dir)))
+        command = guest_command(job, pythonpath)
         req = VMRequest(kernel.id, kernel.vmlinuz, rundir, tuple(command),
                         accel=attempt, memory=config.memory, cpus=cpus,
                         network=network, timeout=vm_timeout, append=append,
-                        stall=stall_limit(config, attempt), root_cache=config.root_cache)
+                        stall=stall_limit(config, attempt), root_cache=config.root_cache,
+                        **(placement.request() if placement else {}))
         req.events_path.unlink(missing_ok=True)
         follower = _Follower(req.events_path, kernel.id, listener)
         follower.start()
@@ -469,8 +490,7 @@ def _after_stop(k: KernelSpec, subjects: list[Subject], f: Future[KernelRun] | N
             return _failed_run(k, subjects, e)
     end = VMEnd(crash=None, crash_headline="", interrupted=True, stalled=False,
                 timed_out=False, seconds=0.0, booted=False, finished=False, console_tail="")
-    info = KernelInfo(id=k.id, release=k.release, version=str(k.version), origin=k.origin,
-                      pinned=k.pinned)
+    info = kernel_info(k)
     results = [decide(obs, _context(s, k, None)).result(obs, k.id)
                for s in subjects for obs in [unfinished(s.id, False, end)]]
     return KernelRun(k, info, results)
@@ -488,8 +508,7 @@ def plan_vms(accel: str, kernels: int, config: Config) -> Plan:
 
 def _failed_run(kernel: KernelSpec, subjects: list[Subject], e: Exception) -> KernelRun:
     """Every cell of a kernel whose worker raised: an error naming the exception."""
-    info = KernelInfo(id=kernel.id, release=kernel.release, version=str(kernel.version),
-                      origin=kernel.origin, pinned=kernel.pinned)
+    info = kernel_info(kernel)
     why = f"harness error on kernel {kernel.id}: {type(e).__name__}: {e}"
     results = [decide(obs, _context(s, kernel, None)).result(obs, kernel.id)
                for s in subjects for obs in [Observation(s.id, "error", "run", why)]]

@@ -36,8 +36,9 @@ Schema history (the JSON Schema ships as harness/schema/results.schema.json):
   4  the status says what happened, the expectation is beside it: a refusal below a
      minimum kernel is 'reject' or 'fail' with expected 'refusal' (3 wrote 'skip' and put
      the status in the detail); expected_by, expected_reason, info (3's expected 'info'),
-     as_expected (derived, written for readers of the JSON). Older files are upgraded on
-     reading (_upgrade), the one place that reads a version 3 detail.
+     as_expected (derived, written for readers of the JSON); kernels say their column's
+     architecture and flavour (arch, rt). Older files are upgraded on reading (_upgrade),
+     the one place that reads a version 3 detail.
 """
 
 from __future__ import annotations
@@ -123,6 +124,15 @@ class KernelInfo:
     pinned: bool = False  # booted the exact build a lock file names
     features: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    arch: str = "amd64"  # Debian architecture of the column
+    rt: bool = False  # a PREEMPT_RT build
+
+    @property
+    def variant(self) -> str:
+        """What sets this column apart from its line's generic host build: '', 'arm64',
+        'rt', 'arm64-rt' (the host's architecture, amd64, left out)."""
+        arch = "" if self.arch == "amd64" else self.arch
+        return "-".join(x for x in (arch, "rt" if self.rt else "") if x)
 
     @property
     def kversion(self) -> KernelVersion:

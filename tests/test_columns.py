@@ -107,3 +107,38 @@ def test_each_column_resolves_to_its_own_build(catalog):
     with pytest.raises(UnknownKernelError, match=r"no rt-arm64 build of kernel line 6\.12"):
         resolve(parse_kernel_id("6.12/arm64-rt", catalog), catalog,
                 {s: parse_packages("", s) for s in ("trixie", "bookworm-backports")})
+
+
+def test_a_cell_that_differs_from_its_lines_generic_build_is_named_in_every_report():
+    from harness.report.cells import differences
+    from harness.report.html import render_html
+    from harness.report.markdown import render_markdown
+    from harness.report.terminal import render_matrix
+    from harness.results import KernelInfo, Report, Result
+
+    ks = [KernelInfo("6.12", "6.12.117+deb13-amd64", "6.12.117"),
+          KernelInfo("6.12/arm64", "6.12.117+deb13-arm64", "6.12.117", arch="arm64"),
+          KernelInfo("6.12/rt", "6.12.117+deb13-rt-amd64", "6.12.117", rt=True),
+          KernelInfo("5.10/arm64", "5.10.0-32-arm64", "5.10.223", arch="arm64")]
+    rs = [Result("o/fentry", "6.12", "pass", "attach"),
+          Result("o/fentry", "6.12/arm64", "fail", "attach", "attach fentry/x: Operation not "
+                 "supported (95)"),
+          Result("o/fentry", "6.12/rt", "pass", "attach"),
+          Result("o/fentry", "5.10/arm64", "fail", "attach", "no base column for 5.10")]
+    rep = Report(kernels=ks, results=rs)
+    assert [k.variant for k in ks] == ["", "arm64", "rt", "arm64"]
+    (d,) = differences(rep)
+    assert d == ("o/fentry: pass on 6.12, fail on 6.12/arm64 (architecture difference): "
+                 "attach fentry/x: Operation not supported (95)")
+    assert d in render_matrix(rep) and d in render_markdown(rep)
+    assert "architecture difference" in render_html(rep)
+
+
+def test_the_arch_option_applies_to_the_lines_asked_for_or_the_default_kernels():
+    from harness.cli import kernel_ids
+    from harness.config import Config
+
+    cfg = Config(catalog=REPO / "kernels", kernels="ci")
+    assert kernel_ids("5.10,6.12", "arm64", cfg) == ["5.10/arm64", "6.12/arm64"]
+    assert kernel_ids(None, "amd64,arm64", cfg) == ["5.10", "5.10/arm64", "7.3", "7.3/arm64"]
+    assert kernel_ids("6.12", None, cfg) == "6.12"

@@ -17,7 +17,7 @@ from ..events import BootStarted, Event
 from ..guest.protocol import PYTEST_REPORTS
 from ..kernels.cache import Cache
 from ..kernels.model import KernelSpec
-from ..orchestrator import KernelRun, Subject, run_kernels
+from ..orchestrator import KernelRun, Subject, kernel_info, run_kernels
 from ..report.diff import Diff, check_growth
 from ..report.diff import render_term as render_diff
 from ..report.outputs import Outputs, gate, write_outputs
@@ -264,8 +264,7 @@ class HostSide:
     def report(self) -> Report:
         report = Report(command=["pytest", *self.config.invocation_params.args])
         for k in self.kernels:
-            info = self.infos.get(k.id) or KernelInfo(k.id, k.release, str(k.version), k.origin,
-                                                      pinned=k.pinned)
+            info = self.infos.get(k.id) or kernel_info(k)
             report.kernels.append(info)
         report.results = list(self.cells.values())
         return report

@@ -146,3 +146,25 @@ def predictions(report: Report) -> list[str]:
             text += f"; passes below its prediction on {', '.join(below)} (a backport)"
         out.append(text)
     return out
+
+
+def differences(report: Report) -> list[str]:
+    """Cells of an arm64 or PREEMPT_RT column whose status differs from the same subject
+    on the same line's generic host build, each named as an architecture or PREEMPT_RT
+    difference, with its detail."""
+    base = {k.line: k for k in report.kernel_order() if k.variant == ""}
+    out = []
+    for k in report.kernel_order():
+        b = base.get(k.line)
+        if not k.variant or b is None:
+            continue
+        what = ("architecture" if k.arch != b.arch else "") + \
+            (" and PREEMPT_RT" if k.arch != b.arch and k.rt else "PREEMPT_RT" if k.rt else "")
+        for s in report.subjects():
+            r, g = report.cell(s, k.id), report.cell(s, b.id)
+            if r is None or g is None or r.status == g.status:
+                continue
+            why = " ".join(r.detail.split())[:240]
+            out.append(f"{s}: {g.status} on {b.id}, {r.status} on {k.id} ({what} "
+                       f"difference){': ' + why if why else ''}")
+    return out

@@ -137,6 +137,7 @@ def render_html(report: Report, title: str = "eBPF compatibility report") -> str
         plotly_js=plotly.offline.get_plotlyjs(),
         colours=STATUS_COLOURS,
         causes=CAUSES,
+        differences=cells.differences(report),
     )
 
 

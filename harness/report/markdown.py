@@ -78,6 +78,11 @@ def render_markdown(report: Report, title: str = "eBPF compatibility matrix") ->
         out.append(f"| {k.id} | {k.release} | {md_cell(origin) or '—'} | {k.accel or '—'} | "
                    f"{_seconds(k.boot_seconds)} | {_seconds(k.vm_seconds)} |")
     out.append("")
+    diffs = cells.differences(report)
+    if diffs:
+        out += ["### Differences from the same line's generic x86_64 build", ""]
+        out += [f"- {md_cell(d)}" for d in diffs]
+        out.append("")
     predicted = cells.predictions(report)
     if predicted:
         out += ["### Predicted minimum kernel vs observed", ""]

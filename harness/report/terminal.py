@@ -57,6 +57,10 @@ def render_matrix(report: Report, width: int = 100) -> str:
     for r in report.results:
         if r.status == "pass" and not r.meets_expectation:
             lines.append(f" ! {r.subject} @ {r.kernel}: {r.detail}")
+    diffs = cells.differences(report)
+    if diffs:
+        lines.append("differences from the same line's generic x86_64 build:")
+        lines += [f"   {d}" for d in diffs]
     predicted = cells.predictions(report)
     if predicted:
         lines.append("predicted minimum kernel (read from the object) vs observed:")
