@@ -118,10 +118,14 @@ def test_job_in_guest_names_paths_as_the_guest_sees_them(tmp_path):
     job = {"protocol": 2, "kernel_id": "6.1/arm64", "results": str(work / "k/events.jsonl"),
            "check_timeout": 60.0, "setup": True, "hide": ["/home"],
            "tasks": [{"kind": "object", "subject": "o", "path": str(objs / "a.bpf.o")},
-                     {"kind": "command", "subject": "c", "argv": ["uname", "-r"]}]}
+                     {"kind": "command", "subject": "c", "argv": ["uname", "-r"]},
+                     {"kind": "command", "subject": "d", "argv": ["true"], "cwd": "/"},
+                     {"kind": "command", "subject": "e", "argv": ["true"], "cwd": str(objs)}]}
     got = job_in_guest(job, shares)  # type: ignore[arg-type]
     assert got["results"] == f"{GUEST_RESULTS}/events.jsonl"
     assert got["tasks"][0]["path"] == f"/run/ebpf-harness/host{objs}/a.bpf.o"
     assert got["tasks"][1] == job["tasks"][1]  # argv: the guest's own programs
+    assert got["tasks"][2]["cwd"] == "/"  # the guest's root, never the host's shared
+    assert got["tasks"][3]["cwd"] == f"/run/ebpf-harness/host{objs}"
     assert got["hide"] == []  # the host's root is not visible there at all
     assert job["results"].startswith(str(work))  # the input is left alone

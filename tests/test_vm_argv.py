@@ -124,6 +124,8 @@ def test_shared_dirs_drop_files_and_nested_dirs(tmp_path):
     (tmp_path / "c").mkdir()
     got = shared_dirs([tmp_path / "a/b/x.o", tmp_path / "a", tmp_path / "c", tmp_path / "c"])
     assert got == [tmp_path / "a", tmp_path / "c"]
+    # the host's whole root is never shared (a command's cwd "/" is the guest's own)
+    assert shared_dirs([Path("/"), tmp_path / "c"]) == [tmp_path / "c"]
 
 
 def test_guest_path_prefers_the_writable_share(tmp_path):

@@ -248,12 +248,13 @@ TASK_PATH_KEYS = ("path", "object", "check", "script", "cwd")
 def job_in_guest(job: Job, shares: Sequence[Share]) -> Job:
     """The job as a guest on a root of its own reads it: every host path it names (the
     results file, the tasks' objects, scripts and directories) where the shares show it.
-    Nothing to hide there (the host's root is not visible), so `hide` is empty."""
+    Nothing to hide there (the host's root is not visible), so `hide` is empty. A command
+    run from "/" runs from the guest's own root directory."""
     tasks = []
     for t in job["tasks"]:
         task = dict(t)
         for k in TASK_PATH_KEYS:
-            if task.get(k):
+            if task.get(k) and not (k == "cwd" and Path(str(task[k])) == Path("/")):
                 task[k] = guest_path(Path(str(task[k])), shares)
         tasks.append(task)
     out = dict(job)
