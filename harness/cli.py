@@ -536,15 +536,17 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         kernels = session.prepare_kernels(kernel_ids(args.kernels, args.arch, cfg), cfg,
                                           progress)
         if args.cmd == "check":
-            subjects = session.subjects_for_paths(args.paths, kernels, cfg, args.setup)
+            subjects = session.by_arch(kernels, lambda ks, arch: session.subjects_for_paths(
+                args.paths, ks, cfg, args.setup, arch))
             newest = max(kernels, key=lambda k: k.version) if kernels else None
-            for s in subjects:  # still before any VM boots
+            for s in session.each_subject(subjects):  # still before any VM boots
                 if s.compile_error:
                     raise inputs.compile_refusal(
                         s.id, s.compile_error, f"the vmlinux.h of {newest.id}, the newest "
                         "kernel asked for" if newest else "no kernel BTF")
         elif args.cmd == "matrix":
-            subjects = session.subjects_for_suite(args.programs, kernels, cfg)
+            subjects = session.by_arch(kernels, lambda ks, arch: session.subjects_for_suite(
+                args.programs, ks, cfg, arch=arch))
         else:
             subjects = [subject]
     except KeyboardInterrupt:

@@ -124,7 +124,7 @@ def _context(subject: Subject, kernel: KernelSpec, program: str | None,
     from the object (the whole object for a bundled program, one program of a checked
     object), the set-up file's target and the console warnings during the check."""
     decl = subject.decl
-    unmet = decl.unmet(kernel.version, kernel.config()) if decl else None
+    unmet = decl.unmet(kernel.version, kernel.config(), kernel.arch) if decl else None
     setup = (subject.task.get("setup") or {}).get("programs", {})
     target = bool(setup.get(program, {}).get("target")) if program else False
     return Context(kernel=kernel.version, declared_unmet=unmet,

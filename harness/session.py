@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__, tools
 from .bpfobj.elf import ObjectInfo
-from .build.compile import compile_bpf
+from .build.compile import HOST_ARCH, compile_bpf
 from .build.vmlinux import vmlinux_header
 from .config import Config
 from .errors import CompileError, ConfigError
@@ -100,14 +100,46 @@ def _vmlinux_for(kernels: list[KernelSpec], config: Config) -> Path:
     return vmlinux_header(newest, Cache(config.cache_dir))
 
 
+Subjects = list[Subject] | dict[str, list[Subject]]  # the same for every kernel, or by id
+
+
+def by_arch(kernels: list[KernelSpec],
+            build: Callable[[list[KernelSpec], str], list[Subject]]) -> Subjects:
+    """Subjects built once per architecture among the kernels (sources compiled for it,
+    against its newest kernel's vmlinux.h): one list when they share one, else each
+    kernel's own (orchestrator.run_kernels takes either)."""
+    groups: dict[str, list[KernelSpec]] = {}
+    for k in kernels:
+        groups.setdefault(k.arch, []).append(k)
+    if len(groups) <= 1:
+        return build(kernels, next(iter(groups), HOST_ARCH))
+    out: dict[str, list[Subject]] = {}
+    for arch, ks in groups.items():
+        subjects = build(ks, arch)
+        out.update({k.id: subjects for k in ks})
+    return out
+
+
+def each_subject(subjects: Subjects) -> list[Subject]:
+    """Every subject once, whichever form they come in."""
+    if isinstance(subjects, list):
+        return subjects
+    seen: dict[int, Subject] = {}
+    for ss in subjects.values():
+        for s in ss:
+            seen.setdefault(id(s), s)
+    return list(seen.values())
+
+
 def _compile(src: Path, kernels: list[KernelSpec], config: Config,
-             vmlinux: Path | None = None) -> tuple[Path | None, str | None]:
+             vmlinux: Path | None = None, arch: str = HOST_ARCH
+             ) -> tuple[Path | None, str | None]:
     if vmlinux is None and not kernels:
         return None, ("no kernel BTF to compile against (this machine has no "
                       "/sys/kernel/btf/vmlinux); give the compiled .bpf.o instead")
     try:
         vh = vmlinux or _vmlinux_for(kernels, config)
-        return compile_bpf(src, config.cache_dir / "objects", vh), None
+        return compile_bpf(src, config.cache_dir / "objects", vh, arch), None
     except CompileError as e:
         return None, str(e).splitlines()[0]
 
@@ -166,21 +198,23 @@ def host_vmlinux(config: Config) -> Path | None:
 
 
 def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
-                       setup: Path | None = None) -> list[Subject]:
-    """One subject per object; with setup (a file, or a directory of NAME.setup.toml),
-    or a NAME.setup.toml beside the object, set up as its loader would."""
-    return [_with_setup(s, Path(raw), setup) for raw, s in _subjects(paths, kernels, config)]
+                       setup: Path | None = None, arch: str = HOST_ARCH) -> list[Subject]:
+    """One subject per object (a source compiled for kernels of architecture arch); with
+    setup (a file, or a directory of NAME.setup.toml), or a NAME.setup.toml beside the
+    object, set up as its loader would."""
+    return [_with_setup(s, Path(raw), setup)
+            for raw, s in _subjects(paths, kernels, config, arch=arch)]
 
 
 def _subjects(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
-              vmlinux: Path | None = None) -> list[tuple[str, Subject]]:
+              vmlinux: Path | None = None, arch: str = HOST_ARCH) -> list[tuple[str, Subject]]:
     from .inputs import OBJECT, SOURCE, inspect_all
 
     subjects = []
     for found in inspect_all(paths):  # every path checked (inputs.py) before any is used
         raw = label = found.raw
         if found.kind == SOURCE:
-            obj, err = _compile(found.path, kernels, config, vmlinux)
+            obj, err = _compile(found.path, kernels, config, vmlinux, arch)
             task = {"kind": "object", "path": str(obj) if obj else ""}
             subjects.append((raw, Subject(label, task, compile_error=err, expands=True)))
         elif found.kind == OBJECT:
@@ -208,13 +242,14 @@ def _store_object(data: bytes, config: Config) -> Path:
     return dest
 
 
-def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Config) -> Subject:
+def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Config,
+                     arch: str = HOST_ARCH) -> Subject:
     if decl.kind == "bcc":
         task: dict[str, Any] = {"kind": "bcc", "script": str(decl.script), "cwd": str(decl.dir)}
         return Subject(decl.id, task, decl=decl, network=decl.network,
                        boot_params=decl.boot_params)
     assert decl.source is not None
-    obj, err = _compile(decl.source, kernels, config)
+    obj, err = _compile(decl.source, kernels, config, arch=arch)
     task = {"kind": "program", "object": str(obj) if obj else "",
             "check": str(decl.check) if decl.check else None, "attach": decl.attach}
     return _with_needs(Subject(decl.id, task, decl=decl, network=decl.network,
@@ -223,9 +258,9 @@ def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Confi
 
 
 def subjects_for_suite(pattern: str | None, kernels: list[KernelSpec], config: Config,
-                       root: Path | None = None) -> list[Subject]:
+                       root: Path | None = None, arch: str = HOST_ARCH) -> list[Subject]:
     decls = discover(root, pattern) if root else discover(pattern=pattern)
-    return [subject_for_decl(d, kernels, config) for d in decls]
+    return [subject_for_decl(d, kernels, config, arch) for d in decls]
 
 
 def subject_for_command(argv: Sequence[str], alive: float | None, network: bool,
@@ -260,7 +295,7 @@ def host_loaders() -> dict[str, str]:
 
 def execute(
     kernels: list[KernelSpec],
-    subjects: list[Subject],
+    subjects: Subjects,
     config: Config,
     progress: Progress,
     backend: Backend | None = None,
@@ -268,7 +303,7 @@ def execute(
     workdir: Path | None = None,
 ) -> Report:
     seen: set[str] = set()
-    for s in subjects:
+    for s in each_subject(subjects):
         if s.id in seen:
             raise ConfigError(f"{s.id} is given twice in one run; each subject (object, "
                               "program, command) needs its own name")
@@ -279,7 +314,7 @@ def execute(
     runs, interrupted, plan = run_kernels(kernels, subjects, config, backend, workdir,
                                           progress.event)
     report = Report(command=list(command), interrupted=interrupted,
-                    notes=declaration_notes(subjects), run=plan.to_dict())
+                    notes=declaration_notes(each_subject(subjects)), run=plan.to_dict())
     report.loaders = host_loaders()
     for run in runs:
         report.kernels.append(run.info)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .kernels.catalog import ARCHES
 from .paths import data_dir
 from .tomlkeys import check_keys
 from .versions import KernelVersion
@@ -33,31 +34,41 @@ class ProgramDecl:
     boot_params: tuple[str, ...]
     network: bool
     kernel_config: tuple[str, ...] = ()  # e.g. ("CONFIG_FPROBE",): built in or as a module
+    # where an architecture needs a newer kernel than min_kernel: arch -> (minimum, what)
+    # ([arch.arm64] in program.toml: fentry needs BPF trampolines, 6.0 on arm64)
+    arch_min: dict[str, tuple[KernelVersion, str]] = field(default_factory=dict)
 
-    def unmet(self, version: KernelVersion, config: dict[str, str] | None) -> str | None:
+    def minimum(self, arch: str = "amd64") -> tuple[KernelVersion | None, str]:
+        """The declared minimum kernel on this architecture, and what sets it."""
+        generic = (self.min_kernel, self.feature)
+        if arch in self.arch_min and (self.min_kernel is None
+                                      or self.arch_min[arch][0] > self.min_kernel):
+            return self.arch_min[arch]
+        return generic
+
+    def unmet(self, version: KernelVersion, config: dict[str, str] | None,
+              arch: str = "amd64") -> str | None:
         """Why this kernel cannot run the program by declaration, or None when it should.
 
-        Below the declared minimum (compared on major.minor), or built without a declared
-        kernel option (when the kernel's config is known).
+        Below the declared minimum on this architecture (compared on major.minor), or
+        built without a declared kernel option (when the kernel's config is known).
         """
-        if self.min_kernel is not None and version.below_line(self.min_kernel):
+        minimum, feature = self.minimum(arch)
+        if minimum is not None and version.below_line(minimum):
             from .decision import below_minimum
 
-            return below_minimum(self.feature or "a newer kernel", self.min_kernel.line,
-                                 str(version))
+            return below_minimum(feature or "a newer kernel", minimum.line, str(version))
         if config is not None:
             missing = [c for c in self.kernel_config if config.get(c) not in ("y", "m")]
             if missing:
                 return f"kernel built without {', '.join(missing)}"
         return None
 
-    def expected_on(self, version: KernelVersion, config: dict[str, str] | None = None) -> str:
-        return "skip" if self.unmet(version, config) else "pass"
-
 
 DECL_KEYS = frozenset({"domain", "description", "kind", "source", "check", "script", "attach",
                        "min_kernel", "feature", "upstream", "boot_params", "network",
-                       "kernel_config"})
+                       "kernel_config", "arch"})
+ARCH_KEYS = ("min_kernel", "feature", "upstream")
 
 
 def parse_decl(path: Path, root: Path) -> ProgramDecl:
@@ -87,6 +98,14 @@ def parse_decl(path: Path, root: Path) -> ProgramDecl:
     if kind == "bcc" and not data.get("script"):
         raise ConfigError(f"{path}: a bcc program needs 'script = \"<name>.py\"'")
     mk = data.get("min_kernel")
+    arch_min: dict[str, tuple[KernelVersion, str]] = {}
+    check_keys(data.get("arch", {}), ARCHES, str(path), "arch")
+    for arch, t in data.get("arch", {}).items():
+        check_keys(t, ARCH_KEYS, str(path), f"arch.{arch}")
+        if "min_kernel" not in t or not t.get("feature"):
+            raise ConfigError(f"{path}: [arch.{arch}] needs min_kernel and feature (what "
+                              "this architecture lacks before it, and the upstream commit)")
+        arch_min[arch] = (KernelVersion.parse(str(t["min_kernel"])), str(t["feature"]))
     return ProgramDecl(
         id=pid,
         dir=d,
@@ -103,6 +122,7 @@ def parse_decl(path: Path, root: Path) -> ProgramDecl:
         boot_params=tuple(data.get("boot_params", [])),
         network=bool(data.get("network", False)),
         kernel_config=tuple(data.get("kernel_config", [])),
+        arch_min=arch_min,
     )
 
 

@@ -69,3 +69,26 @@ def test_vmlinux_found_inside_compressed_image(codec):
     assert decompress_vmlinux(image) == elf
     with pytest.raises(KernelError):
         decompress_vmlinux(b"no payload here")
+
+
+def test_the_btf_inside_an_uncompressed_image_is_found():
+    """An arm64 Image carries its .BTF as is: the blob whose header is a kernel BTF
+    header, not an earlier stray magic."""
+    from harness.kernels.layout import raw_btf
+
+    types, strings = b"T" * 40, b"\0name\0"
+    blob = b"\x9f\xeb\x01\x00" + struct.pack("<IIIII", 24, 0, len(types), len(types),
+                                             len(strings)) + types + strings
+    stray = b"\x9f\xeb\x01\x00" + struct.pack("<IIIII", 99, 1, 2, 3, 4)
+    image = b"ARMd" + b"\0" * 100 + stray + b"\0" * 7 + blob + b"\xff" * 50
+    assert raw_btf(image) == blob
+    with pytest.raises(KernelError, match="no BTF found"):
+        raw_btf(image[:120])
+
+
+def test_clang_targets_the_kernels_architecture(tmp_path):
+    from harness.build.compile import clang_argv
+
+    arm = clang_argv(tmp_path / "p.bpf.c", tmp_path / "p.o", [tmp_path], "arm64")
+    assert "-D__TARGET_ARCH_arm64" in arm and "-target" in arm
+    assert "-D__TARGET_ARCH_x86" in clang_argv(tmp_path / "p.bpf.c", tmp_path / "p.o", [], "amd64")

@@ -12,12 +12,16 @@ from pathlib import Path
 from .. import tools
 from ..errors import CompileError, ToolError
 
-ARCH = {"x86_64": "x86", "aarch64": "arm64"}.get(platform.machine(), "x86")
+# libbpf's bpf_tracing.h names architectures its own way: Debian's -> __TARGET_ARCH_*
+TARGET_ARCH = {"amd64": "x86", "arm64": "arm64"}
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "amd64")
+# <asm/types.h> and friends for the BPF target: the host's copy serves every target
 MULTIARCH = f"/usr/include/{platform.machine()}-linux-gnu"
 
 
-def clang_argv(src: Path, out: Path, include_dirs: list[Path]) -> list[str]:
-    argv = ["clang", "-target", "bpf", "-g", "-O2", f"-D__TARGET_ARCH_{ARCH}",
+def clang_argv(src: Path, out: Path, include_dirs: list[Path], arch: str = HOST_ARCH) -> list[str]:
+    """clang for a BPF object of a kernel of Debian architecture arch (amd64, arm64)."""
+    argv = ["clang", "-target", "bpf", "-g", "-O2", f"-D__TARGET_ARCH_{TARGET_ARCH[arch]}",
             "-Wall", "-Wno-unused-function", "-Wno-compare-distinct-pointer-types"]
     for d in include_dirs:
         argv += ["-I", str(d)]
@@ -39,14 +43,15 @@ def first_error(stderr: str) -> str:
     return lines[-1].strip() if lines else "clang failed"
 
 
-def compile_bpf(src: Path, outdir: Path, vmlinux_h: Path) -> Path:
-    """Compile src; the object is cached by the hash of source, headers and flags."""
+def compile_bpf(src: Path, outdir: Path, vmlinux_h: Path, arch: str = HOST_ARCH) -> Path:
+    """Compile src for kernels of Debian architecture arch; the object is cached by the
+    hash of source, headers, vmlinux.h, flags (the architecture among them) and clang."""
     src = src.resolve()
     incs = [vmlinux_h.parent, src.parent]
     h = hashlib.sha256()
     for f in [src, vmlinux_h, *sorted(src.parent.glob("*.h"))]:
         h.update(f.read_bytes())
-    h.update(" ".join(clang_argv(src, Path("x"), incs)).encode())
+    h.update(" ".join(clang_argv(src, Path("x"), incs, arch)).encode())
     h.update(compiler_identity().encode())  # a new clang makes new objects
     out = outdir / f"{src.name.removesuffix('.c')}-{h.hexdigest()[:12]}.o"
     if out.exists():
@@ -58,7 +63,7 @@ def compile_bpf(src: Path, outdir: Path, vmlinux_h: Path) -> Path:
     tmp = Path(name)
     try:
         try:
-            proc = tools.run(clang_argv(src, tmp, incs), check=False, timeout=300)
+            proc = tools.run(clang_argv(src, tmp, incs, arch), check=False, timeout=300)
         except ToolError as e:
             raise CompileError(f"{src}: {e}") from e
         if proc.returncode != 0:

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import tools
 from ..errors import ToolError
 from ..kernels.cache import Cache
-from ..kernels.layout import decompress_vmlinux
+from ..kernels.layout import decompress_vmlinux, raw_btf
 from ..kernels.model import KernelSpec
 
 
@@ -25,9 +25,13 @@ def vmlinux_header(kernel: KernelSpec, cache: Cache) -> Path:
     with cache.lock(f"vmlinux-{kernel.release}"):
         if dest.exists():
             return dest
-        elf = decompress_vmlinux(kernel.vmlinuz.read_bytes(), zstd_decompress=_zstd)
-        with tempfile.NamedTemporaryFile(suffix=".vmlinux") as tmp:
-            tmp.write(elf)
+        image = kernel.vmlinuz.read_bytes()
+        # an x86 bzImage compresses an ELF vmlinux; an arm64 Image is the kernel as is,
+        # its BTF inside (bpftool reads a raw BTF blob as well as an ELF)
+        btf = decompress_vmlinux(image, zstd_decompress=_zstd) if kernel.arch == "amd64" \
+            else raw_btf(image)
+        with tempfile.NamedTemporaryFile(suffix=".btf") as tmp:
+            tmp.write(btf)
             tmp.flush()
             proc = tools.run(["bpftool", "btf", "dump", "file", tmp.name, "format", "c"],
                              timeout=300)

@@ -122,3 +122,24 @@ def kernel_config_file(root: Path, rel: str) -> Path | None:
         if cand.is_file():
             return cand
     return None
+
+
+_BTF_MAGIC = b"\x9f\xeb\x01\x00"  # 0xeB9F, version 1, no flags (little-endian)
+
+
+def raw_btf(image: bytes) -> bytes:
+    """The kernel's own BTF, found in an uncompressed image (an arm64 Image carries its
+    .BTF section as is): the first blob whose header is a kernel BTF header (24 bytes,
+    types first, strings right after them)."""
+    pos = image.find(_BTF_MAGIC)
+    while pos != -1:
+        if pos + 24 <= len(image):
+            hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
+                "<IIIII", image, pos + 4)
+            end = pos + hdr_len + str_off + str_len
+            if hdr_len == 24 and type_off == 0 and str_off == type_len and type_len \
+                    and str_len and end <= len(image):
+                return image[pos:end]
+        pos = image.find(_BTF_MAGIC, pos + 1)
+    raise KernelError("no BTF found in the kernel image (a kernel built without "
+                      "CONFIG_DEBUG_INFO_BTF cannot give a vmlinux.h)")

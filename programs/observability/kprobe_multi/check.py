@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import platform
 import struct
 
 U32, U64 = struct.Struct("<I"), struct.Struct("<Q")
-CALLS = {"__x64_sys_getppid": 300, "__x64_sys_getpgid": 200}
+# the syscall entry points are named after the architecture, as the object's SEC() is
+PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_"}[platform.machine()]
+CALLS = {f"{PREFIX}getppid": 300, f"{PREFIX}getpgid": 200}
 # the address bpf_get_func_ip reports is the symbol's, or a few bytes in where the kernel
 # starts functions with an ENDBR64 (IBT) and reports the ftrace site after it
 SLACK = 16
@@ -32,9 +35,9 @@ def check(ctx) -> str | None:
     counts.clear()
     target.update(U32.pack(0), U32.pack(os.getpid()))
     try:
-        for _ in range(CALLS["__x64_sys_getppid"]):
+        for _ in range(CALLS[f"{PREFIX}getppid"]):
             os.getppid()
-        for _ in range(CALLS["__x64_sys_getpgid"]):
+        for _ in range(CALLS[f"{PREFIX}getpgid"]):
             os.getpgid(0)
     finally:
         target.update(U32.pack(0), U32.pack(0))

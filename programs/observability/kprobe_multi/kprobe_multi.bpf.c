@@ -24,10 +24,18 @@ struct {
 
 /*
  * libbpf expands the glob against the kernel's symbols and attaches them all through one
- * BPF_LINK_CREATE (attach type BPF_TRACE_KPROBE_MULTI): here the x86-64 entry points of
- * getppid(2) and getpgid(2). The kernel needs CONFIG_FPROBE for this link type.
+ * BPF_LINK_CREATE (attach type BPF_TRACE_KPROBE_MULTI): here the entry points of
+ * getppid(2) and getpgid(2), whose names carry the architecture (the syscall wrappers
+ * since 4.17 on x86-64 and 5.0 on arm64). The kernel needs CONFIG_FPROBE for this link
+ * type.
  */
-SEC("kprobe.multi/__x64_sys_getp?id")
+#if defined(__TARGET_ARCH_arm64)
+#define SYSCALLS "__arm64_sys_getp?id"
+#else
+#define SYSCALLS "__x64_sys_getp?id"
+#endif
+
+SEC("kprobe.multi/" SYSCALLS)
 int count_calls(struct pt_regs *ctx)
 {
 	__u32 key = 0, *want = bpf_map_lookup_elem(&target_pid, &key);

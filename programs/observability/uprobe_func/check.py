@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import struct
 
 STATS = struct.Struct("<QQq")  # struct call_stats in uprobe_func.h
 U32 = struct.Struct("<I")
 CALLS = 200
-LIBC = "/lib/x86_64-linux-gnu/libc.so.6"  # the library the SEC() names
+LIBC = f"/lib/{platform.machine()}-linux-gnu/libc.so.6"  # the library the SEC() names
 
 
 def check(ctx) -> str | None:

@@ -17,9 +17,16 @@ struct {
 
 /*
  * libbpf finds getppid in the library's symbol table and attaches at its file offset, so
- * every process mapping this libc is probed, whatever path it loaded it through.
+ * every process mapping this libc is probed, whatever path it loaded it through. Debian
+ * keeps libc under the architecture's multiarch directory.
  */
-SEC("uprobe//lib/x86_64-linux-gnu/libc.so.6:getppid")
+#if defined(__TARGET_ARCH_arm64)
+#define LIBC "/lib/aarch64-linux-gnu/libc.so.6"
+#else
+#define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
+#endif
+
+SEC("uprobe/" LIBC ":getppid")
 int BPF_KPROBE(getppid_entry)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -36,7 +43,7 @@ int BPF_KPROBE(getppid_entry)
 	return 0;
 }
 
-SEC("uretprobe//lib/x86_64-linux-gnu/libc.so.6:getppid")
+SEC("uretprobe/" LIBC ":getppid")
 int BPF_KRETPROBE(getppid_return, int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
