@@ -135,17 +135,18 @@ def _context(subject: Subject, kernel: KernelSpec, program: str | None,
 
 def _prediction(subject: Subject, kernel: KernelSpec, program: str | None) -> Prediction | None:
     names = [program] if program is not None else list(subject.needs)
-    progs = [subject.needs[n] for n in names if n in subject.needs and subject.needs[n].min_kernel]
-    if not progs:
+    arch = kernel.arch
+    minima = [m for n in names if n in subject.needs
+              and (m := subject.needs[n].minimum_on(arch)[0])]
+    if not minima:
         return None
-    top = max(progs, key=lambda p: KernelVersion.parse(p.min_kernel))
-    # every need this kernel is older than, newest first
-    newer = sorted({n for p in progs for n in p.needs if n.version is not None
-                    and kernel.version.below_line(n.version)},
-                   key=lambda n: (n.version, n.kind, n.name), reverse=True)
-    return Prediction(minimum=top.min_kernel,
-                      below=kernel.version.below_line(KernelVersion.parse(top.min_kernel)),
-                      needs=", ".join(n.describe() for n in newer))
+    top = max(minima, key=KernelVersion.parse)
+    # every need this kernel is older than (on its architecture), newest first
+    newer = sorted({(v, n) for p in names if p in subject.needs for n in subject.needs[p].needs
+                    if (v := n.version_on(arch)) is not None and kernel.version.below_line(v)},
+                   key=lambda vn: (vn[0], vn[1].kind, vn[1].name), reverse=True)
+    return Prediction(minimum=top, below=kernel.version.below_line(KernelVersion.parse(top)),
+                      needs=", ".join(n.describe(arch) for _, n in newer))
 
 
 def kernel_info(kernel: KernelSpec) -> KernelInfo:

@@ -240,3 +240,27 @@ def test_a_damaged_btf_is_a_clear_error(obj: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(req, "read_object", lambda _p: damaged)
     with pytest.raises(ConfigError, match="BTF is damaged"):
         requirements(obj)
+
+
+def test_arm64_gets_some_features_later_and_the_prediction_follows(obj: Path):
+    """BPF trampolines came to arm64 in 6.0 (x86-64: 5.5; LSM programs use them too):
+    the table says so, the minimum on arm64 follows, and a 5.10/arm64 column predicts
+    the refusal that 5.10 on x86-64 does not."""
+    needs = {p.name: p for p in requirements(obj)}
+    lsm = needs["uses_lsm"]
+    assert lsm.min_kernel == "5.7"
+    minimum, because = lsm.minimum_on("arm64")
+    assert minimum == "6.0" and {(n.kind, n.name) for n in because} == {("attach_type", "lsm_mac")}
+    assert lsm.to_dict()["min_kernel_arm64"] == "6.0"
+    assert "min_kernel_arm64" not in needs["uses_ringbuf"].to_dict()  # the same on both
+    s = Subject("o.bpf.o", {"kind": "object", "path": str(obj)}, expands=True, needs=needs)
+    ev = [{"event": "boot"}, {"event": "result", "subject": "o.bpf.o:uses_lsm",
+                              "status": "fail", "stage": "attach", "section": "lsm/file_open",
+                              "detail": "attach lsm: Operation not supported (524)"}]
+    for arch, expected in (("amd64", "pass"), ("arm64", "refusal")):
+        k = KernelSpec("5.10", "5.10.0-32-" + arch, KernelVersion.parse("5.10.223"), Path("/k"),
+                       None, arch=arch)
+        _, res = collect(k, [s], ev, "", VMOutcome(0, 1.0))
+        cell = next(r for r in res if r.subject == "o.bpf.o:uses_lsm")
+        assert cell.expected == expected, (arch, cell.expected_reason)
+    assert "lsm_mac attach type (6.0 on arm64)" in cell.expected_reason

@@ -121,15 +121,25 @@ class Need:
     name: str
     since: str = ""  # the mainline release, '' when the table does not know it
     commit: str = ""
+    arm64: str = ""  # the release arm64 got it in, when later than since (the JIT's)
 
     @property
     def version(self) -> KernelVersion | None:
         return KernelVersion.parse(self.since) if self.since else None
 
-    def describe(self) -> str:
+    def since_on(self, arch: str) -> str:
+        return self.arm64 if arch == "arm64" and self.arm64 else self.since
+
+    def version_on(self, arch: str) -> KernelVersion | None:
+        since = self.since_on(arch)
+        return KernelVersion.parse(since) if since else None
+
+    def describe(self, arch: str = "amd64") -> str:
         what = {"prog_type": "program type", "attach_type": "attach type",
                 "map_type": "map type", "insn": "", "btf": "BTF"}.get(self.kind, self.kind)
-        return f"{self.name} {what}".strip() + (f" ({self.since})" if self.since else "")
+        since = self.since_on(arch)
+        on = " on arm64" if since != self.since else ""
+        return f"{self.name} {what}".strip() + (f" ({since}{on})" if since else "")
 
 
 @dataclass
@@ -141,9 +151,20 @@ class ProgramNeeds:
     because: list[Need] = field(default_factory=list)  # the needs that set min_kernel
     unknown: list[Need] = field(default_factory=list)  # needs the table has no version for
 
+    def minimum_on(self, arch: str) -> tuple[str, list[Need]]:
+        """The minimum kernel on an architecture and the needs that set it (arm64 got
+        some features later: BPF trampolines in 6.0, the arena in 6.10)."""
+        if arch == "amd64":
+            return self.min_kernel, self.because
+        return _minimum(self.needs, arch)
+
     def to_dict(self) -> dict[str, Any]:
+        arm64, because = self.minimum_on("arm64")
+        extra = {"min_kernel_arm64": arm64,
+                 "because_arm64": [_need_dict(n) for n in because]} \
+            if arm64 != self.min_kernel else {}
         return {"name": self.name, "section": self.section, "min_kernel": self.min_kernel,
-                "because": [_need_dict(n) for n in self.because],
+                "because": [_need_dict(n) for n in self.because], **extra,
                 "needs": [_need_dict(n) for n in self.needs],
                 "unknown": [_need_dict(n) for n in self.unknown]}
 
@@ -154,7 +175,8 @@ def _need_dict(n: Need) -> dict[str, str]:
 
 def _need(kind: str, name: str) -> Need:
     entry = table().get(kind, {}).get(name, {})
-    return Need(kind, name, str(entry.get("since", "")), str(entry.get("commit", "")))
+    return Need(kind, name, str(entry.get("since", "")), str(entry.get("commit", "")),
+                str(entry.get("arm64", "")))
 
 
 def _map_types(info: ObjectInfo) -> dict[str, str]:
@@ -229,14 +251,20 @@ def summarize(name: str, section: str, needs: list[Need]) -> ProgramNeeds:
     """The minimum kernel: the highest version among the needs (BTF kinds libbpf
     sanitizes aside), with every need that sets it."""
     p = ProgramNeeds(name, section, needs)
-    counted = [n for n in needs if n.version is not None and
-               not (n.kind == "btf" and n.name in LIBBPF_SANITIZES)]
     p.unknown = [n for n in needs if n.version is None]
-    if counted:
-        top = max(n.version for n in counted if n.version is not None)
-        p.min_kernel = top.line if top.patch == 0 else str(top)
-        p.because = [n for n in counted if n.version == top]
+    p.min_kernel, p.because = _minimum(needs, "amd64")
     return p
+
+
+def _minimum(needs: list[Need], arch: str) -> tuple[str, list[Need]]:
+    """The highest version among the needs on an architecture (BTF kinds libbpf
+    sanitizes aside) and the needs that set it."""
+    counted = [(n, v) for n in needs if (v := n.version_on(arch)) is not None and
+               not (n.kind == "btf" and n.name in LIBBPF_SANITIZES)]
+    if not counted:
+        return "", []
+    top = max(v for _, v in counted)
+    return (top.line if top.patch == 0 else str(top)), [n for n, v in counted if v == top]
 
 
 def render_requirements(objects: list[dict[str, Any]]) -> str:
