@@ -281,6 +281,9 @@ def render_requirements(objects: list[dict[str, Any]]) -> str:
         lines.append(f"  {'program'.ljust(w)}  {'section'.ljust(sw)}  min     because")
         for p in progs:
             because = ", ".join(_short(n) for n in p["because"]) or "—"
+            if p.get("min_kernel_arm64"):
+                because += (f"; on arm64 {p['min_kernel_arm64']}: "
+                            + ", ".join(_short(n, "arm64") for n in p["because_arm64"]))
             lines.append(f"  {p['name'].ljust(w)}  {p['section'].ljust(sw)}  "
                          f"{(p['min_kernel'] or '?').ljust(6)}  {because}")
         for p in progs:
@@ -289,8 +292,8 @@ def render_requirements(objects: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _short(n: dict[str, str]) -> str:
-    return Need(n["kind"], n["name"], n.get("since", "")).describe()
+def _short(n: dict[str, str], arch: str = "amd64") -> str:
+    return Need(n["kind"], n["name"], n.get("since", ""), arm64=n.get("arm64", "")).describe(arch)
 
 
 def object_minimum(needs: dict[str, ProgramNeeds]) -> ProgramNeeds | None:
