@@ -67,7 +67,7 @@ def shared_dirs(paths: Sequence[Path]) -> list[Path]:
     none inside another one of the list (a 9p mount inside a share would be hidden by it
     or hide it). Never the host's root directory, which only the paths below it need."""
     dirs = sorted({p if p.is_dir() else p.parent for p in paths} - {Path("/")},
-                  key=lambda d: len(d.parts))
+                  key=lambda d: (len(d.parts), str(d)))
     out: list[Path] = []
     for d in dirs:
         if not any(d == o or o in d.parents for o in out):
