@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .events import BootStarted, Listener, Note, RunPlanned, VMEnded, from_guest
 from .guest.protocol import PROTOCOL, Job, Task
 from .kernels.cache import Cache
+from .kernels.mirror import resolve_mirrors
 from .kernels.model import KernelSpec
 from .kernels.prune import in_use_name
 from .paths import guest_pythonpath
@@ -69,6 +70,7 @@ class KernelRun:
     results: list[Result] = field(default_factory=list)
     console_path: Path | None = None
     results_dir: Path | None = None  # what the guest could write (never followed blindly)
+    guest_root: guestroot.GuestRoot | None = None  # a foreign architecture's root it booted
 
 
 class _Follower(threading.Thread):
@@ -147,6 +149,18 @@ def _prediction(subject: Subject, kernel: KernelSpec, program: str | None) -> Pr
                    key=lambda vn: (vn[0], vn[1].kind, vn[1].name), reverse=True)
     return Prediction(minimum=top, below=kernel.version.below_line(KernelVersion.parse(top)),
                       needs=", ".join(n.describe(arch) for _, n in newer))
+
+
+def prepare_guest_roots(kernels: list[KernelSpec], config: Config, listener: Listener) -> None:
+    """The guest root of every foreign architecture among the kernels, built now when
+    missing (minutes, once per cache), so that no VM slot waits for one."""
+    for arch in sorted({k.arch for k in kernels if guestroot.is_foreign(k.arch)}):
+        spec = guestroot.RootSpec(arch, resolve_mirrors(config)[0])
+        if guestroot.load(config.cache_dir, spec) is None:
+            listener(Note("", f"building the {arch} guest root {spec.name} (Debian "
+                              f"{spec.suite}, {len(spec.packages)} packages and what they "
+                              "need; once per cache, minutes)"))
+        guestroot.ensure(config, spec)
 
 
 def kernel_info(kernel: KernelSpec) -> KernelInfo:
@@ -282,8 +296,7 @@ def stall_limit(config: Config, accel: str) -> float:
 
 def task_paths(tasks: list[dict]) -> list[Path]:
     """Host paths a guest needs to read for these tasks."""
-    keys = ("path", "object", "check", "script", "cwd")
-    return [Path(t[k]) for t in tasks for k in keys if t.get(k)]
+    return [Path(t[k]) for t in tasks for k in guestroot.TASK_PATH_KEYS if t.get(k)]
 
 
 def check_hidden(hide: tuple[str, ...], needed: list[Path]) -> list[str]:
@@ -366,7 +379,10 @@ def run_one(
     info.notes += retries
     done = sum(r.meets_expectation for r in results)
     listener(VMEnded(kernel.id, outcome.seconds, done, len(results)))
-    return KernelRun(kernel, info, results, console_path, rundir)
+    if placement is not None:
+        info.features["guest_root"] = placement.root.spec.name
+    return KernelRun(kernel, info, results, console_path, rundir,
+                     placement.root if placement is not None else None)
 
 
 def results_dir(workdir: Path, kernel_id: str) -> Path:
@@ -430,6 +446,8 @@ def run_kernels(
     accel = choose_accel(config.accel) if backend.vm else "tcg"
     plan = plan_vms(accel, guests or len(kernels), config)
     workdir.mkdir(parents=True, exist_ok=True)
+    if backend.vm:  # a root for each foreign architecture, built before any VM takes a slot
+        prepare_guest_roots(kernels, config, listener)
 
     def of(k: KernelSpec) -> list[Subject]:
         return subjects.get(k.id, []) if isinstance(subjects, Mapping) else subjects

@@ -316,6 +316,11 @@ def execute(
     report = Report(command=list(command), interrupted=interrupted,
                     notes=declaration_notes(each_subject(subjects)), run=plan.to_dict())
     report.loaders = host_loaders()
+    roots = {run.guest_root.spec.name: run.guest_root for run in runs if run.guest_root}
+    if roots:  # what the foreign guests ran on, package by package
+        report.run["guest_roots"] = {
+            name: {"arch": r.spec.arch, "suite": r.spec.suite, "packages": r.packages}
+            for name, r in roots.items()}
     for run in runs:
         report.kernels.append(run.info)
         report.results.extend(run.results)

@@ -15,6 +15,7 @@ from ..fsio import write_atomic
 
 _ACTIVE: dict[Path, int] = {}  # cache roots this process holds 'active', fd kept open
 _HELD_RUNS: list[int] = []  # lock fds of this process's run directories, held until exit
+COMPLETE_TREES = ("kernels", "guest-roots")  # directories whose entries are whole trees
 RUNS_KEPT = 10  # run directories kept for a look after the run (consoles, events)
 
 
@@ -114,12 +115,19 @@ class Cache:
         n = 0
         if not self.root.exists():
             return 0
-        for p in self.root.rglob("*.part"):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            n += 1
+        for top, dirs, files in os.walk(self.root):
+            here = Path(top)
+            for name in [d for d in dirs if d.endswith(".part")]:
+                shutil.rmtree(here / name, ignore_errors=True)
+                n += 1
+            # finished trees (a kernel, a 500 MB guest root) hold no leftovers of ours:
+            # not walked
+            dirs[:] = [d for d in dirs if not d.endswith(".part")
+                       and here.name not in COMPLETE_TREES]
+            for name in files:
+                if name.endswith(".part"):
+                    (here / name).unlink(missing_ok=True)
+                    n += 1
         return n
 
 

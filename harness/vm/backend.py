@@ -252,7 +252,7 @@ class VngBackend:
         accel = foreign_accel(req.accel, req.arch, platform.machine()) if req.root else req.accel
         argv = vng_argv(vng, req.vmlinuz, req.rundir, req.command, accel=accel,
                         memory=req.memory, cpus=req.cpus, network=req.network,
-                        append=req.append, name=f"ebpf-harness-{req.kernel_id}",
+                        append=req.append, name=f"ebpf-harness-{req.kernel_id.replace('/', '-')}",
                         arch=req.arch, root=req.root, shares=req.shares)
         env = dict(os.environ)
         # vng calls its helpers (virtme-run) by name: make the venv's bin dir visible, and
