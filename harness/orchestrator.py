@@ -358,6 +358,7 @@ def run_one(
     placement = guestroot.place(
         config, kernel.arch, kernel.release, kernel.modules_dir, rundir,
         PACKAGE_PARENT / "harness", [job_path, *task_paths([dict(t) for t in tasks])],
+        [h for h in (kernel.headers, kernel.headers_common) if h is not None],
     ) if backend.vm else None
     if placement is not None:
         job = guestroot.job_in_guest(job, placement.shares)

@@ -131,6 +131,10 @@ def each_subject(subjects: Subjects) -> list[Subject]:
     return list(seen.values())
 
 
+def _one_per_id(subjects: list[Subject]) -> list[Subject]:
+    return list({s.id: s for s in reversed(subjects)}.values())[::-1]
+
+
 def _compile(src: Path, kernels: list[KernelSpec], config: Config,
              vmlinux: Path | None = None, arch: str = HOST_ARCH
              ) -> tuple[Path | None, str | None]:
@@ -302,19 +306,21 @@ def execute(
     command: Sequence[str] = (),
     workdir: Path | None = None,
 ) -> Report:
-    seen: set[str] = set()
-    for s in each_subject(subjects):
-        if s.id in seen:
-            raise ConfigError(f"{s.id} is given twice in one run; each subject (object, "
-                              "program, command) needs its own name")
-        seen.add(s.id)
+    for group in ([subjects] if isinstance(subjects, list) else list(subjects.values())):
+        seen: set[str] = set()
+        for s in group:  # within a kernel: the same subject built per architecture is one
+            if s.id in seen:
+                raise ConfigError(f"{s.id} is given twice in one run; each subject (object, "
+                                  "program, command) needs its own name")
+            seen.add(s.id)
     backend = backend or VngBackend()
     workdir = workdir or Cache(config.cache_dir).new_run_dir()
     progress.note(f"run directory: {workdir}")
     runs, interrupted, plan = run_kernels(kernels, subjects, config, backend, workdir,
                                           progress.event)
     report = Report(command=list(command), interrupted=interrupted,
-                    notes=declaration_notes(each_subject(subjects)), run=plan.to_dict())
+                    notes=declaration_notes(_one_per_id(each_subject(subjects))),
+                    run=plan.to_dict())
     report.loaders = host_loaders()
     roots = {run.guest_root.spec.name: run.guest_root for run in runs if run.guest_root}
     if roots:  # what the foreign guests ran on, package by package

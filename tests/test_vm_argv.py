@@ -151,3 +151,20 @@ def test_foreign_accel():
     assert foreign_accel("kvm", "arm64", "aarch64") == "kvm"  # an arm64 host's own KVM
     assert foreign_accel("kvm", "", "x86_64") == "kvm"  # the host's architecture
     assert foreign_accel("tcg", "arm64", "aarch64") == "tcg"
+
+
+def test_many_directories_are_merged_into_their_parents_to_fit_the_machine():
+    """27 bundled programs' directories were 27 9p devices, more than arm64's 'virt'
+    machine has: they are shared through their parents, never through '/'."""
+    from harness.vm.argv import shared_dirs
+
+    progs = [Path(f"/w/programs/{d}/p{i}/check.py") for d in ("obs", "sec", "net")
+             for i in range(9)]
+    other = [Path("/c/objects/a.o"), Path("/c/runs/x/job.json")]
+    dirs = shared_dirs(progs + other, limit=10)
+    assert len(dirs) <= 10 and Path("/") not in dirs
+    assert all(any(d in p.parents for d in dirs) for p in progs + other)
+    assert set(shared_dirs(progs + other, limit=3)) == {Path("/w/programs"), Path("/c/objects"),
+                                                         Path("/c/runs/x")}
+    with pytest.raises(ValueError, match="only the host's root holds them all"):
+        shared_dirs([Path("/a/x"), Path("/b/y")], limit=1)

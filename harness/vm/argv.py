@@ -62,14 +62,37 @@ def share_arg(share: Share) -> str:
     return f"--{kind}={share.guest}={share.host}"
 
 
-def shared_dirs(paths: Sequence[Path]) -> list[Path]:
+# QEMU's arm64 'virt' machine has 32 virtio-mmio transports; virtme-ng takes some for the
+# root, the console and the rng: the host directories a foreign guest reads are merged
+# into their parents until they fit in this many shares (27 bundled programs' directories
+# are 27 9p devices, more than the machine has)
+MAX_SHARED_DIRS = 10
+
+
+def shared_dirs(paths: Sequence[Path], limit: int = MAX_SHARED_DIRS) -> list[Path]:
     """The directories to share so that every path is visible: a file's directory, and
     none inside another one of the list (a 9p mount inside a share would be hidden by it
-    or hide it). Never the host's root directory, which only the paths below it need."""
-    dirs = sorted({p if p.is_dir() else p.parent for p in paths} - {Path("/")},
-                  key=lambda d: (len(d.parts), str(d)))
+    or hide it); at most `limit` of them, siblings merged into their parent (the deepest
+    parent holding the most of them first). Never the host's root directory, which only
+    the paths below it need: a ValueError when the paths cannot fit without it."""
+    out = _outermost({p if p.is_dir() else p.parent for p in paths} - {Path("/")})
+    while len(out) > limit:
+        parents: dict[Path, int] = {}
+        for d in out:
+            if d.parent != Path("/"):
+                parents[d.parent] = parents.get(d.parent, 0) + 1
+        if not parents:
+            raise ValueError(f"{len(out)} host directories to share, at most {limit} fit, "
+                             "and only the host's root holds them all")
+        best = max(parents, key=lambda p: (parents[p] > 1, len(p.parts), parents[p]))
+        out = _outermost({best if d.parent == best else d for d in out})
+    return out
+
+
+def _outermost(dirs: set[Path]) -> list[Path]:
+    ordered = sorted(dirs, key=lambda d: (len(d.parts), str(d)))
     out: list[Path] = []
-    for d in dirs:
+    for d in ordered:
         if not any(d == o or o in d.parents for o in out):
             out.append(d)
     return out
@@ -80,19 +103,22 @@ def foreign_shares(
     package_dir: Path,
     needed: Sequence[Path] = (),
     modules: tuple[str, Path] | None = None,
+    headers: Sequence[Path] = (),
 ) -> list[Share]:
     """What a guest on a root of its own sees of the host: the run directory (read-write),
     the harness package (at GUEST_PYTHONPATH/harness), the directories of the paths it
     needs (the job file, the checks' objects and scripts: read-only, at GUEST_HOST + the
     host path) and the kernel's modules (release, host directory) at /lib/modules/release,
     where virtme-ng looks for them in a root given with --root (the mount point must
-    exist in the root: guestroot.modules_mount_point)."""
+    exist in the root: guestroot.modules_mount_point), and its headers trees at
+    /usr/src/NAME (for BCC, through the modules directory's relative `build` link)."""
     shares = [Share(GUEST_RESULTS, rundir, writable=True),
               Share(GUEST_PYTHONPATH / "harness", package_dir)]
     shares += [Share(GUEST_HOST / d.relative_to("/"), d) for d in shared_dirs(needed)]
     if modules is not None:
         release, moddir = modules
         shares.append(Share(PurePosixPath("/lib/modules") / release, moddir))
+    shares += [Share(PurePosixPath("/usr/src") / d.name, d) for d in headers]
     return shares
 
 

@@ -280,7 +280,8 @@ class Placement:
 
 
 def place(config: Config, arch: str, release: str, modules: Path | None, rundir: Path,
-          package_dir: Path, needed: Sequence[Path]) -> Placement | None:
+          package_dir: Path, needed: Sequence[Path], headers: Sequence[Path] = ()
+          ) -> Placement | None:
     """None for a kernel of this host's architecture (it runs the host's root); else the
     cached root of its architecture (built first when missing), the kernel's modules made
     visible in it, and the shares for the run directory, the harness package and the
@@ -293,5 +294,8 @@ def place(config: Config, arch: str, release: str, modules: Path | None, rundir:
     if modules is not None and modules.is_dir():
         mods = (release, modules)
         modules_mount_point(root.path, release)
-    shares = foreign_shares(rundir, package_dir, needed, mods)
+    trees = [h for h in headers if h.is_dir()]
+    for h in trees:  # mount points in the root, as for the modules
+        (root.path / "usr/src" / h.name).mkdir(parents=True, exist_ok=True)
+    shares = foreign_shares(rundir, package_dir, needed, mods, trees)
     return Placement(arch, root, tuple(shares))
