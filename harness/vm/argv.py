@@ -62,11 +62,14 @@ def share_arg(share: Share) -> str:
     return f"--{kind}={share.guest}={share.host}"
 
 
-# QEMU's arm64 'virt' machine has 32 virtio-mmio transports; virtme-ng takes some for the
-# root, the console and the rng: the host directories a foreign guest reads are merged
-# into their parents until they fit in this many shares (27 bundled programs' directories
-# are 27 9p devices, more than the machine has)
-MAX_SHARED_DIRS = 10
+# Every share is a 9p device and three kernel parameters that reach init as environment
+# variables (virtme_initmountN, _fstype, _access); the kernel panics past 32 of those
+# ("Too many boot env vars"), and virtme-ng's own (hostname, eight rw overlays of a
+# --root guest, ...) take about a dozen. So a foreign guest gets at most 6 shares: the
+# results, the harness, the kernel's modules and headers, and the host directories its
+# tasks read, merged into their parents until 2 hold them all (27 bundled programs'
+# directories were 27 devices, more than the arm64 'virt' machine even has).
+MAX_SHARED_DIRS = 2
 
 
 def shared_dirs(paths: Sequence[Path], limit: int = MAX_SHARED_DIRS) -> list[Path]:
@@ -110,15 +113,17 @@ def foreign_shares(
     needs (the job file, the checks' objects and scripts: read-only, at GUEST_HOST + the
     host path) and the kernel's modules (release, host directory) at /lib/modules/release,
     where virtme-ng looks for them in a root given with --root (the mount point must
-    exist in the root: guestroot.modules_mount_point), and its headers trees at
-    /usr/src/NAME (for BCC, through the modules directory's relative `build` link)."""
+    exist in the root: guestroot.modules_mount_point), and the usr/src holding its
+    headers trees at /usr/src (for BCC, through the modules directory's relative `build`
+    link)."""
     shares = [Share(GUEST_RESULTS, rundir, writable=True),
               Share(GUEST_PYTHONPATH / "harness", package_dir)]
     shares += [Share(GUEST_HOST / d.relative_to("/"), d) for d in shared_dirs(needed)]
     if modules is not None:
         release, moddir = modules
         shares.append(Share(PurePosixPath("/lib/modules") / release, moddir))
-    shares += [Share(PurePosixPath("/usr/src") / d.name, d) for d in headers]
+    # the headers trees sit side by side in the kernel's usr/src: one share for both
+    shares += [Share(PurePosixPath("/usr/src"), d) for d in _outermost({h.parent for h in headers})][:1]
     return shares
 
 

@@ -294,8 +294,6 @@ def place(config: Config, arch: str, release: str, modules: Path | None, rundir:
     if modules is not None and modules.is_dir():
         mods = (release, modules)
         modules_mount_point(root.path, release)
-    trees = [h for h in headers if h.is_dir()]
-    for h in trees:  # mount points in the root, as for the modules
-        (root.path / "usr/src" / h.name).mkdir(parents=True, exist_ok=True)
+    trees = [h for h in headers if h.is_dir()]  # shared at the root's own usr/src
     shares = foreign_shares(rundir, package_dir, needed, mods, trees)
     return Placement(arch, root, tuple(shares))
