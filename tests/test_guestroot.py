@@ -129,3 +129,31 @@ def test_job_in_guest_names_paths_as_the_guest_sees_them(tmp_path):
     assert got["tasks"][3]["cwd"] == f"/run/ebpf-harness/host{objs}"
     assert got["hide"] == []  # the host's root is not visible there at all
     assert job["results"].startswith(str(work))  # the input is left alone
+
+
+def test_a_commands_shared_host_paths_are_mapped_and_its_own_programs_are_not(tmp_path):
+    """The pytest plugin's guest command names its rootdir, its guest.json and its tests
+    by host path: in a foreign guest they are where the shares show them."""
+    work, tests = tmp_path / "work", tmp_path / "proj"
+    (work / "k").mkdir(parents=True)
+    tests.mkdir()
+    shares = foreign_shares(work / "k", Path("/src/harness"), [work / "g.json", tests])
+    job = {"protocol": 2, "kernel_id": "6.12/arm64", "results": str(work / "k/events.jsonl"),
+           "check_timeout": 60.0, "setup": True, "hide": [],
+           "tasks": [{"kind": "command", "subject": "p", "cwd": str(tests),
+                      "argv": ["/usr/bin/python3", "-m", "pytest", "--rootdir", str(tests),
+                               "--ebpf-guest", str(work / "g.json"), "t.py::x[6.12/arm64]"]}]}
+    (task,) = job_in_guest(job, shares)["tasks"]  # type: ignore[arg-type]
+    assert task["argv"] == ["/usr/bin/python3", "-m", "pytest", "--rootdir",
+                            f"/run/ebpf-harness/host{tests}", "--ebpf-guest",
+                            f"/run/ebpf-harness/host{work}/g.json", "t.py::x[6.12/arm64]"]
+
+
+def test_a_foreign_guest_gets_no_hang_panics_it_has_no_room_for():
+    from harness.vm.argv import HANG_PANICS, kernel_args, vng_argv
+
+    assert set(HANG_PANICS) <= set(kernel_args())
+    assert not set(HANG_PANICS) & set(kernel_args(hang_panics=False))
+    argv = vng_argv("vng", Path("/k/Image"), Path("/w/k"), ["true"], accel="tcg", arch="arm64",
+                    root=Path("/roots/arm64"), shares=foreign_shares(Path("/w/k"), Path("/h")))
+    assert "hung_task_panic=1" not in argv and any(a.startswith("lsm=") for a in argv)

@@ -17,7 +17,7 @@ from ..events import BootStarted, Event
 from ..guest.protocol import PYTEST_REPORTS
 from ..kernels.cache import Cache
 from ..kernels.model import KernelSpec
-from ..orchestrator import KernelRun, Subject, kernel_info, run_kernels
+from ..orchestrator import GUEST_PYTHON, KernelRun, Subject, kernel_info, run_kernels
 from ..report.diff import Diff, check_growth
 from ..report.diff import render_term as render_diff
 from ..report.outputs import Outputs, gate, write_outputs
@@ -25,6 +25,7 @@ from ..report.progress import Progress
 from ..results import KernelInfo, Report, Result
 from ..session import prepare_kernels
 from ..versions import KernelVersion
+from ..vm import guestroot
 from ..vm.accel import choose_accel
 from ..vm.backend import Backend, LocalBackend, VngBackend
 from ..vm.shared import read_guest_file
@@ -162,7 +163,12 @@ class HostSide:
         guest_json.write_text(json.dumps({"kernel": {
             "id": kid, "release": kernel.release, "version": str(kernel.version),
             "accel": choose_accel(self.cfg.accel) if self._backend().vm else "tcg"}}))
-        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+        # a guest of another architecture runs its own root's python3, where the plugin is
+        # not installed (no entry point): it is named; its paths are mapped (vm.guestroot)
+        foreign = self._backend().vm and guestroot.is_foreign(kernel.arch)
+        python = [GUEST_PYTHON, "-m", "pytest", "-p", "harness.plugin"] if foreign \
+            else [sys.executable, "-m", "pytest"]
+        argv = [*python, "-p", "no:cacheprovider", "-p", "no:xdist",
                 "-o", "addopts=", "--rootdir", str(self.config.rootpath),
                 "--ebpf-guest", str(guest_json), "-q",
                 *[guest_nodeid(it) for it in items]]

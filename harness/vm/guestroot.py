@@ -52,6 +52,7 @@ PACKAGES = (
     "kmod",                # modprobe for the kernel's modules
     "libbpf-tools",
     "linux-libc-dev",      # linux/bpf.h: the agent's helper probe reads the helper names there
+    "python3-pytest",      # the pytest plugin's guest side runs a kernel's tests there
 )
 
 # Bumped when the finishing steps below change what a built root holds: the key changes,
@@ -256,10 +257,25 @@ def job_in_guest(job: Job, shares: Sequence[Share]) -> Job:
         for k in TASK_PATH_KEYS:
             if task.get(k) and not (k == "cwd" and Path(str(task[k])) == Path("/")):
                 task[k] = guest_path(Path(str(task[k])), shares)
+        argv = t.get("argv")
+        if argv:  # a command's arguments that are shared host paths, too
+            task["argv"] = [_in_guest(a, shares) for a in argv]
         tasks.append(task)
     out = dict(job)
     out.update(results=guest_path(Path(job["results"]), shares), tasks=tasks, hide=[])
     return cast(Job, out)
+
+
+def _in_guest(arg: str, shares: Sequence[Share]) -> str:
+    """An argument as the guest sees it: an absolute host path inside a share is mapped;
+    anything else (a program of the guest's own root, an option) is left as it is."""
+    if not arg.startswith("/"):
+        return arg
+    try:
+        return guest_path(Path(arg), [s for s in shares if not s.guest.is_relative_to("/lib")
+                                      and not s.guest.is_relative_to("/usr")])
+    except ValueError:
+        return arg
 
 
 @dataclass(frozen=True)
