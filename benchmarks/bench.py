@@ -10,6 +10,9 @@ objects, wall clock each, their ratio, and how long after the baseline's command
 --slice:  `matrix --programs 'networking/*'` on those kernels with -j 1 and -j 2.
 --matrix: the default matrix (27 programs, 5 kernels) with -j 1 and -j auto.
 --plugin: a small pytest file through the plugin on those kernels.
+--arm64 LINES: the bundled suite on each line and on the same line built for arm64, one
+          after the other with -j 1 (TCG on an x86_64 host): wall time, guest boot time
+          and VM time side by side, and the arm64 guest root loaded from the cache.
 Prints the figures and writes them as JSON, with the machine they were measured on.
 
 Figures from a shared machine are noisy: compare ratios taken in one run, not absolute
@@ -136,6 +139,29 @@ def compare_jobs(out: dict, key: str, label: str, args: list[str], jobs: tuple[s
     print(f"-j {second} speed-up, {label}: {speedup:.2f}x", flush=True)
 
 
+def arm64_side_by_side(out: dict, lines: list[str], cfg, tmp: Path) -> None:
+    """Each line's suite on x86_64 and on arm64, one VM at a time: wall, boot, VM time."""
+    from harness.kernels.mirror import resolve_mirrors
+    from harness.vm import guestroot
+
+    t0 = time.monotonic()
+    root = guestroot.ensure(cfg, guestroot.RootSpec("arm64", resolve_mirrors(cfg)[0]))
+    out["arm64_root"] = {"name": root.spec.name, "load_s": round(time.monotonic() - t0, 2),
+                         "packages": len(root.packages)}
+    print(f"arm64 guest root {root.spec.name}: {len(root.packages)} packages, from the cache "
+          f"in {time.monotonic() - t0:.2f}s", flush=True)
+    for line in lines:
+        for kid in (line, f"{line}/arm64"):
+            took, rc, data = run_json([*harness_exe(), "matrix", "-q", "-j", "1", "-k", kid],
+                                      tmp / f"arm64-{kid.replace('/', '_')}.json", REPO)
+            k = (data.get("kernels") or [{}])[0]
+            out.setdefault("arm64_side_by_side", {})[kid] = {
+                "wall_s": round(took, 1), "boot_s": k.get("boot_seconds"),
+                "vm_s": k.get("vm_seconds"), "cells": cells(data)}
+            print(f"{kid:>11}: suite {took:6.1f}s wall, boot {k.get('boot_seconds')}s, VM "
+                  f"{k.get('vm_seconds')}s, {cells(data)} as expected (exit {rc})", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernels", default="5.10,6.12", help="kernel ids, comma-separated")
@@ -145,6 +171,8 @@ def main() -> int:
     ap.add_argument("--matrix", action="store_true",
                     help="the default matrix with -j 1 and -j auto (long under TCG)")
     ap.add_argument("--plugin", action="store_true", help="a pytest file through the plugin")
+    ap.add_argument("--arm64", metavar="LINES", default="",
+                    help="the suite on these lines and on their arm64 builds, side by side")
     ap.add_argument("--json", type=Path, default=Path("bench.json"))
     args = ap.parse_args()
 
@@ -176,6 +204,8 @@ def main() -> int:
                      ["-k", args.kernels, "--programs", "networking/*"], ("1", "2"), tmp)
     if args.matrix:
         compare_jobs(out, "matrix", "default matrix", [], ("1", "auto"), tmp)
+    if args.arm64:
+        arm64_side_by_side(out, args.arm64.split(","), cfg, tmp)
     if args.plugin:
         (tmp / "test_bench_plugin.py").write_text(PLUGIN_TESTS)
         took, rc, tail = timed([str(REPO / ".venv" / "bin" / "python"), "-m", "pytest", "-q",

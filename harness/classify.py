@@ -73,6 +73,7 @@ _ERRNO_AT_ATTACH = {
     errno.ENOENT: "hook-missing", errno.ESRCH: "hook-missing",
     errno.EPERM: "permission", errno.EACCES: "permission",
     errno.EOPNOTSUPP: "unsupported-attach-type", errno.EINVAL: "unsupported-attach-type",
+    524: "unsupported-attach-type",  # ENOTSUPP, the kernel's own (no trampoline on arm64 < 6.4)
 }
 
 

@@ -107,6 +107,9 @@ def test_finish_links_poweroff_to_busybox(tmp_path):
     (tmp_path / "usr/sbin").mkdir(parents=True)
     guestroot.finish(tmp_path)
     assert (tmp_path / "usr/sbin/poweroff").readlink() == Path("/usr/bin/busybox")
+    # an old kernel package's ../../../usr/src from /usr/lib/modules/REL resolves
+    (tmp_path / "usr/src/linux-headers-6.1.0-50-arm64").mkdir(parents=True)
+    assert (tmp_path / "usr/usr/src/linux-headers-6.1.0-50-arm64").is_dir()
     guestroot.finish(tmp_path)  # idempotent
 
 

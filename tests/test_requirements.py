@@ -243,15 +243,15 @@ def test_a_damaged_btf_is_a_clear_error(obj: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_arm64_gets_some_features_later_and_the_prediction_follows(obj: Path):
-    """BPF trampolines came to arm64 in 6.0 (x86-64: 5.5; LSM programs use them too):
-    the table says so, the minimum on arm64 follows, and a 5.10/arm64 column predicts
-    the refusal that 5.10 on x86-64 does not."""
+    """A BPF trampoline on a kernel function came to arm64 in 6.4 (ftrace direct calls;
+    x86-64: 5.5; LSM programs use them too): the table says so, the minimum on arm64
+    follows, and a 5.10/arm64 column predicts the refusal that 5.10 on x86-64 does not."""
     needs = {p.name: p for p in requirements(obj)}
     lsm = needs["uses_lsm"]
     assert lsm.min_kernel == "5.7"
     minimum, because = lsm.minimum_on("arm64")
-    assert minimum == "6.0" and {(n.kind, n.name) for n in because} == {("attach_type", "lsm_mac")}
-    assert lsm.to_dict()["min_kernel_arm64"] == "6.0"
+    assert minimum == "6.4" and {(n.kind, n.name) for n in because} == {("attach_type", "lsm_mac")}
+    assert lsm.to_dict()["min_kernel_arm64"] == "6.4"
     assert "min_kernel_arm64" not in needs["uses_ringbuf"].to_dict()  # the same on both
     s = Subject("o.bpf.o", {"kind": "object", "path": str(obj)}, expands=True, needs=needs)
     ev = [{"event": "boot"}, {"event": "result", "subject": "o.bpf.o:uses_lsm",
@@ -263,4 +263,4 @@ def test_arm64_gets_some_features_later_and_the_prediction_follows(obj: Path):
         _, res = collect(k, [s], ev, "", VMOutcome(0, 1.0))
         cell = next(r for r in res if r.subject == "o.bpf.o:uses_lsm")
         assert cell.expected == expected, (arch, cell.expected_reason)
-    assert "lsm_mac attach type (6.0 on arm64)" in cell.expected_reason
+    assert "lsm_mac attach type (6.4 on arm64)" in cell.expected_reason

@@ -57,7 +57,7 @@ PACKAGES = (
 
 # Bumped when the finishing steps below change what a built root holds: the key changes,
 # so cached roots of an older format are rebuilt.
-FORMAT = 1
+FORMAT = 2
 
 ROOTS_DIR = "guest-roots"
 
@@ -170,10 +170,16 @@ def check_host(arch: str, machine: str | None = None) -> None:
 
 def finish(root: Path) -> None:
     """What virtme-init needs of a minbase tree: `poweroff` (it powers the guest off with
-    it; without, the kernel panics when init exits)."""
+    it; without, the kernel panics when init exits). And `usr/usr -> .`: Debian's 5.10 and
+    6.1 kernel packages point a modules directory's `build` link at ../../../usr/src,
+    written for a /lib outside /usr; in this merged-/usr root, where /lib/modules is
+    /usr/lib/modules, that lands in /usr/usr/src (BCC then finds no headers)."""
     poweroff = root / "usr/sbin/poweroff"
     if not poweroff.exists() and not poweroff.is_symlink():
         poweroff.symlink_to("/usr/bin/busybox")
+    usr_usr = root / "usr/usr"
+    if not usr_usr.exists() and not usr_usr.is_symlink():
+        usr_usr.symlink_to(".")
 
 
 def load(cache_dir: Path, spec: RootSpec) -> GuestRoot | None:

@@ -18,6 +18,7 @@ from harness.report.progress import Progress
 from harness.session import execute, prepare_kernels, subject_for_command, subjects_for_paths
 
 pytestmark = pytest.mark.vm
+pytest_plugins = ["pytester"]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -41,3 +42,27 @@ def test_arm64_kernel_runs_a_check_on_its_own_root(tmp_path):
     prog = report.cell(f"{obj}:on_getpid", kernel.id)
     assert prog is not None and prog.status == "pass", prog and prog.detail
     print(f"{kernel.release}: boot {info.boot_seconds} s, VM {info.vm_seconds} s ({info.accel})")
+
+
+USER_TESTS = '''
+import os
+import platform
+
+
+def test_runs_in_each_columns_own_kernel(kernel):
+    assert os.uname().release == kernel.release
+    assert platform.machine() == ("aarch64" if kernel.release.endswith("-arm64") else "x86_64")
+    assert kernel.has_prog_type("kprobe")
+'''
+
+
+def test_the_plugin_runs_a_users_tests_in_x86_64_and_arm64_columns_of_one_session(
+        pytester: pytest.Pytester):
+    """A user's test file in 6.1 and 6.1/arm64 in one pytest session: the arm64 guest runs
+    its own root's python3 and pytest, with the plugin named and the paths mapped."""
+    pytester.makepyfile(test_user=USER_TESTS)
+    r = pytester.runpytest_subprocess("--kernels", "6.1,6.1/arm64", "-v", "-p",
+                                      "no:cacheprovider", timeout=900)
+    r.stdout.fnmatch_lines(["*test_runs_in_each_columns_own_kernel?6.1? PASSED*",
+                            "*test_runs_in_each_columns_own_kernel?6.1/arm64? PASSED*"])
+    r.assert_outcomes(passed=2)
