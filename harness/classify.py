@@ -66,7 +66,10 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 _PERMISSION = re.compile(r"Operation not permitted|Permission denied|lockdown", re.I)
 _NO_SUCH = re.compile(r"No such file or directory", re.I)
-_ATTACH_UNSUPPORTED = re.compile(r"Operation not supported|Invalid argument|not supported", re.I)
+# "Unknown error 524": libc's words for the kernel's own ENOTSUPP (an arm64 kernel before
+# 6.4 has no trampoline for a kernel function)
+_ATTACH_UNSUPPORTED = re.compile(r"Operation not supported|Invalid argument|not supported|"
+                                 r"Unknown error 524", re.I)
 
 
 _ERRNO_AT_ATTACH = {

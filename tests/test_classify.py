@@ -65,3 +65,8 @@ def test_what_the_guest_observed_decides_not_the_words():
     assert classify("fail", "attach", "attach xdp: failed", err=errno.EOPNOTSUPP) == \
         "unsupported-attach-type"
     assert classify("fail", "attach", "attach x: failed", err=errno.EBUSY) == "attach-failure"
+    # the kernel's own ENOTSUPP, by number or by libc's words for it
+    assert classify("fail", "attach", "attach fentry/x: failed", err=524) == \
+        "unsupported-attach-type"
+    assert classify("fail", "attach", "attach fentry/x: Unknown error 524 (524)") == \
+        "unsupported-attach-type"
