@@ -352,14 +352,18 @@ def run_one(
               hide=check_hidden(config.hide_paths, [
                   PACKAGE_PARENT / "harness", guest_pythonpath(config.cache_dir), workdir,
                   Path.cwd(), *task_paths([dict(s.task) for s in subjects])]))
-    # the job and the console stay outside the directory the guest can write
+    # the job and the console stay outside the directory the guest can write; a guest on
+    # a root of its own (vm.guestroot) reads its job from there, as every share it is given
+    # counts against the kernel's init environment (vm.argv.MAX_SHARED_DIRS), and the
+    # agent has read the job before any check runs
     job_path = workdir / f"{rundir.name}.job.json"
-    # a kernel of another architecture boots on a root of its own (vm.guestroot)
     placement = guestroot.place(
         config, kernel.arch, kernel.release, kernel.modules_dir, rundir,
-        PACKAGE_PARENT / "harness", [job_path, *task_paths([dict(t) for t in tasks])],
+        PACKAGE_PARENT / "harness", task_paths([dict(t) for t in tasks]),
         [h for h in (kernel.headers, kernel.headers_common) if h is not None],
     ) if backend.vm else None
+    if placement is not None:
+        job_path = rundir / "job.json"
     if placement is not None:
         job = guestroot.job_in_guest(job, placement.shares)
         accel = foreign_accel(accel, kernel.arch, platform.machine())
