@@ -26,7 +26,7 @@ from .report.outputs import Outputs, gate, write_outputs
 from .report.progress import Progress
 from .report.terminal import render_matrix
 from .results import Report, write_text_atomic
-from .vm.backend import LIVE, kill_descendants, stop_on_signals
+from .vm.backend import LIVE, Stopped, kill_descendants, stop_on_signals
 
 if TYPE_CHECKING:
     from .kernels.catalog import Catalog, KernelRequest
@@ -444,11 +444,12 @@ def keep_releases(requests: list[KernelRequest], trees: list[TreeMeta],
     return out
 
 
-def entry() -> None:
-    """The console script: main(), then, after a stop signal, an exit that waits for
-    nothing. The results are written by then; a kernel extraction or download still
-    running in a worker thread (or its tool) must not hold the exit for its length."""
-    code = main()
+def entry(early: list[int] | None = None) -> None:
+    """The console script (after harness.entry): main(), then, after a stop signal, an
+    exit that waits for nothing. The results are written by then; a kernel extraction or
+    download still running in a worker thread (or its tool) must not hold the exit for
+    its length. early: the signals harness.entry caught before this module loaded."""
+    code = main(early=early if early is not None else [])
     if LIVE.stopping.is_set() or LIVE.pending is not None or code >= 128:
         LIVE.kill_all()
         kill_descendants()
@@ -469,12 +470,17 @@ def after_deferred_stop(code: int) -> int:
     return 128 + LIVE.pending
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, early: list[int] | None = None) -> int:
+    """early: a list the console script's first handler fills (harness.entry); its stop
+    handler stays until the command knows where its results go. Without it (a call from
+    Python), stop signals are handled from here."""
     raw = _legacy(list(argv) if argv is not None else sys.argv[1:])
-    args = build_parser().parse_args(raw)
-    if threading.current_thread() is threading.main_thread():
+    global _EARLY
+    _EARLY = early
+    if early is None and threading.current_thread() is threading.main_thread():
         stop_on_signals()
     try:
+        args = build_parser().parse_args(raw)
         return after_deferred_stop(_main(args, raw))
     except HarnessError as e:
         print(f"ebpf-harness: error: {e}", file=sys.stderr)
@@ -511,28 +517,46 @@ def _crash_log(argv: list[str]) -> Path:
     return Path(name)
 
 
+_EARLY: list[int] | None = None  # harness.entry's record of early stop signals
+
+
+def _take_over_stops() -> None:
+    """From here stop signals raise Stopped (or wait while results are written); the
+    console script's early handler gives way, and what it caught is honoured by _main."""
+    if _EARLY is not None and threading.current_thread() is threading.main_thread():
+        stop_on_signals()
+
+
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from . import session
 
+    if args.cmd not in ("check", "run", "matrix"):  # no results to write when stopped
+        _take_over_stops()
+        if _EARLY:
+            raise Stopped(_EARLY[0])
     check_options(args)
     if args.cmd == "report":
         return cmd_report(args)
     if args.cmd == "requirements":
         return cmd_requirements(args)
     outs = _outputs(args) if args.cmd in ("check", "run", "matrix") else Outputs()
+    _take_over_stops()
     cfg = _config(args)
     progress = Progress(quiet=getattr(args, "quiet", False))
     if args.cmd == "kernels":
         return cmd_kernels(args, cfg, progress)
-    if args.cmd == "run":
-        cmd = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        subject = session.subject_for_command(cmd, args.alive, args.network, args.timeout)
-    if args.cmd == "check":  # bad input is refused before any kernel is prepared
-        found = inputs.inspect_all(args.paths)
-        if any(f.kind == inputs.SOURCE for f in found):
-            inputs.check_sources(found, cfg.cache_dir / "objects", session.host_vmlinux(cfg))
     command = ["ebpf-harness", *argv]
     try:
+        if _EARLY:  # a stop before this command could take it: honoured now
+            raise Stopped(_EARLY[0])
+        if args.cmd == "run":
+            cmd = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            subject = session.subject_for_command(cmd, args.alive, args.network, args.timeout)
+        if args.cmd == "check":  # bad input is refused before any kernel is prepared
+            found = inputs.inspect_all(args.paths)
+            if any(f.kind == inputs.SOURCE for f in found):
+                inputs.check_sources(found, cfg.cache_dir / "objects",
+                                     session.host_vmlinux(cfg))
         kernels = session.prepare_kernels(kernel_ids(args.kernels, args.arch, cfg), cfg,
                                           progress)
         if args.cmd == "check":
@@ -549,9 +573,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                 args.programs, ks, cfg, arch=arch))
         else:
             subjects = [subject]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         # stopped while kernels were fetched or programs compiled: nothing ran, and the
         # reports say so (an interrupted run without cells)
+        LIVE.stop_signal = signal.Signals(getattr(e, "signum", LIVE.stop_signal))
         LIVE.defer_stops()
         LIVE.kill_all()
         return _finish(Report(command=command, interrupted=True,
