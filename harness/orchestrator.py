@@ -296,7 +296,8 @@ def stall_limit(config: Config, accel: str) -> float:
 
 def task_paths(tasks: list[dict]) -> list[Path]:
     """Host paths a guest needs to read for these tasks."""
-    return [Path(t[k]) for t in tasks for k in guestroot.TASK_PATH_KEYS if t.get(k)]
+    return [Path(t[k]) for t in tasks for k in guestroot.TASK_PATH_KEYS if t.get(k)] + \
+        [Path(p) for t in tasks for p in t.get("reads", [])]
 
 
 def check_hidden(hide: tuple[str, ...], needed: list[Path]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,12 @@ def test_a_version_that_is_not_one_is_a_damaged_index():
     assert package_version("6.12.5-1~bpo12+1") < package_version("6.12.5-1")
     with pytest.raises(VerificationError, match="linux-x: 'v 1' is not a Debian version"):
         package_version("v 1", "linux-x")
+
+
+def test_a_debian_package_shared_by_two_architectures_is_kept_after_extraction():
+    """linux-headers-6.1.0-50-common is one _all.deb for 6.1 and 6.1/arm64, prepared side
+    by side: removing it after one extraction broke the other ('failed to read archive')."""
+    from harness.kernels.trees import shared_deb
+
+    assert shared_deb(Path("debs/linux-headers-6.1.0-50-common_6.1.176-1_all.deb"))
+    assert not shared_deb(Path("debs/linux-image-6.1.0-50-arm64_6.1.176-1_arm64.deb"))

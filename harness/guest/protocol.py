@@ -59,6 +59,7 @@ class Task(TypedDict):
     command_timeout: NotRequired[float]
     script: NotRequired[str]
     args: NotRequired[list[str]]
+    reads: NotRequired[list[str]]  # other host files a command reads (named in its argv)
 
 
 class Job(TypedDict):

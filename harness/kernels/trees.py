@@ -116,8 +116,16 @@ def extract(cache: Cache, tree: Path, debs: list[Path], meta: TreeMeta) -> TreeM
                        vmlinuz_sha256=sha256_file(stage / vmlinuz))
         (stage / TREE_META).write_text(json.dumps(meta.to_json(), indent=1))
     for deb in debs:  # the extracted tree is the cache entry; keep disk use low
-        deb.unlink(missing_ok=True)
+        if not shared_deb(deb):
+            deb.unlink(missing_ok=True)
     return meta
+
+
+def shared_deb(deb: Path) -> bool:
+    """An Architecture: all package (linux-headers-*-common) is the same file for a line's
+    amd64 and arm64 builds, which are prepared side by side: the one that finishes first
+    must not remove it under the other. Kept (10 MB a line); `kernels prune` sweeps debs."""
+    return deb.name.endswith("_all.deb")
 
 
 def checked_image(cache: Cache, tree: Path, meta: TreeMeta) -> TreeMeta | None:

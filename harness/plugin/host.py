@@ -174,7 +174,7 @@ class HostSide:
                 *[guest_nodeid(it) for it in items]]
         limit = self.cfg.vm_timeout or 300 + 120 * len(items)
         task = {"kind": "command", "argv": argv, "cwd": str(self.config.invocation_params.dir),
-                "command_timeout": limit, "timeout": limit + 30,
+                "command_timeout": limit, "timeout": limit + 30, "reads": [str(guest_json)],
                 "env": {"PYTHONDONTWRITEBYTECODE": "1"}}
         return Subject(f"pytest ({len(items)} tests)", task)
 

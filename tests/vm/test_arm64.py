@@ -21,6 +21,7 @@ pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+CACHE = load_config().cache_dir  # at import, while HOME is still the real one
 
 
 def test_arm64_kernel_runs_a_check_on_its_own_root(tmp_path):
@@ -61,7 +62,7 @@ def test_the_plugin_runs_a_users_tests_in_x86_64_and_arm64_columns_of_one_sessio
     """A user's test file in 6.1 and 6.1/arm64 in one pytest session: the arm64 guest runs
     its own root's python3 and pytest, with the plugin named and the paths mapped."""
     # pytester moves HOME; keep the cache where the kernels and the arm64 root already are
-    monkeypatch.setenv("XDG_CACHE_HOME", str(load_config().cache_dir.parent))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(CACHE.parent))
     pytester.makepyfile(test_user=USER_TESTS)
     r = pytester.runpytest_subprocess("--kernels", "6.1,6.1/arm64", "-v", "-p",
                                       "no:cacheprovider", timeout=900)
