@@ -19,6 +19,7 @@ pytest_plugins = ["pytester"]
 
 KERNELS = os.environ.get("EBPF_HARNESS_TEST_KERNELS", "5.10,7.3")
 DATA = Path(__file__).resolve().parent.parent / "data"
+CACHE = load_config().cache_dir  # at import, while HOME is still the real one
 
 USER_TESTS = '''
 import os
@@ -96,7 +97,7 @@ def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeyp
     oldest = min(kernels, key=lambda k: k.version)
     newest = max(kernels, key=lambda k: k.version)
     # pytester moves HOME; keep the kernel cache where the kernels already are
-    monkeypatch.setenv("XDG_CACHE_HOME", str(load_config().cache_dir.parent))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(CACHE.parent))
     pytester.makepyfile(test_user=USER_TESTS.format(obj=str(obj), capable=capable,
                                                     features=features, oldest=oldest.release))
     out = pytester.path / "r.json"
