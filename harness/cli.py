@@ -30,6 +30,7 @@ from .vm.backend import LIVE, Stopped, kill_descendants, stop_on_signals
 
 if TYPE_CHECKING:
     from .kernels.catalog import Catalog, KernelRequest
+    from .kernels.lock import LockedRoot, LockFile
     from .kernels.trees import TreeMeta
 
 
@@ -385,9 +386,32 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
             what = ("kept" if lk not in pinned else "new" if old is None
                     else "unchanged" if old == lk else f"was {old.release} {old.version}")
             print(f"{lk.id}: {lk.release} from {lk.origin} ({what})")
+        for root in lock_guest_roots(args.output, after, cfg):
+            print(f"guest root {root.arch}: Debian {root.suite}, {len(root.packages)} "
+                  "packages pinned")
         print(f"lock file written to {args.output}")
         return 0
     return cmd_prune(args, cfg, catalog, [meta for _, meta in installed_trees(cfg.cache_dir)])
+
+
+def lock_guest_roots(path: Path, lock: LockFile, cfg: Config) -> list[LockedRoot]:
+    """The guest root of each foreign architecture among the locked kernels, built (or
+    taken from the cache, as the archive gives it today) and pinned in the lock file."""
+    from .build.compile import HOST_ARCH
+    from .kernels.catalog import release_flavour
+    from .kernels.lock import LockedRoot, write_lock
+    from .kernels.mirror import resolve_mirrors
+    from .vm import guestroot
+
+    arches = sorted({release_flavour(k.release)[0] for k in lock.kernels} - {HOST_ARCH})
+    roots = []
+    for arch in arches:
+        root = guestroot.ensure(cfg, guestroot.RootSpec(arch, resolve_mirrors(cfg)[0]))
+        roots.append(LockedRoot(arch, root.spec.suite, tuple(sorted(root.packages.items()))))
+        lock = lock.with_root(roots[-1])
+    if roots:
+        write_lock(path, lock)
+    return roots
 
 
 def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,

@@ -26,7 +26,6 @@ from .errors import ConfigError
 from .events import BootStarted, Listener, Note, RunPlanned, VMEnded, from_guest
 from .guest.protocol import PROTOCOL, Job, Task
 from .kernels.cache import Cache
-from .kernels.mirror import resolve_mirrors
 from .kernels.model import KernelSpec
 from .kernels.prune import in_use_name
 from .paths import guest_pythonpath
@@ -155,7 +154,7 @@ def prepare_guest_roots(kernels: list[KernelSpec], config: Config, listener: Lis
     """The guest root of every foreign architecture among the kernels, built now when
     missing (minutes, once per cache), so that no VM slot waits for one."""
     for arch in sorted({k.arch for k in kernels if guestroot.is_foreign(k.arch)}):
-        spec = guestroot.RootSpec(arch, resolve_mirrors(config)[0])
+        spec = guestroot.spec_for(config, arch)
         if guestroot.load(config.cache_dir, spec) is None:
             listener(Note("", f"building the {arch} guest root {spec.name} (Debian "
                               f"{spec.suite}, {len(spec.packages)} packages and what they "

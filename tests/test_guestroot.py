@@ -160,3 +160,40 @@ def test_a_foreign_guest_gets_no_hang_panics_it_has_no_room_for():
     argv = vng_argv("vng", Path("/k/Image"), Path("/w/k"), ["true"], accel="tcg", arch="arm64",
                     root=Path("/roots/arm64"), shares=foreign_shares(Path("/w/k"), Path("/h")))
     assert "hung_task_panic=1" not in argv and any(a.startswith("lsm=") for a in argv)
+
+
+def test_a_lock_pins_the_guest_root_and_a_root_that_differs_is_named(tmp_path):
+    """The lock records each foreign architecture's root, package by package; a cached
+    root that differs from it is rebuilt, and what differs is said."""
+    from harness.kernels.lock import LockedRoot, dumps, loads, new_lock, write_lock
+    from tests.test_lock import _kernel
+
+    root = LockedRoot("arm64", "bookworm", (("libbpf1", "1:1.1.2-0+deb12u1"),
+                                            ("python3", "3.11.2-1+b1")))
+    lock = new_lock([_kernel()]).with_root(root)
+    back = loads(dumps(lock), "k.lock")
+    assert back.root("arm64") == root and back.root("amd64") is None
+    assert back.updated([_kernel()]).root("arm64") == root  # re-locking kernels keeps it
+    assert guestroot.lock_differences({"libbpf1": "1:1.1.2-0+deb12u1", "python3": "3.11.2-1+b1"},
+                                      root.packages) == []
+    assert guestroot.lock_differences({"libbpf1": "1:1.1.2-0+deb12u2", "python3": "3.11.2-1+b1",
+                                       "strace": "6.1-0.1"}, root.packages) == [
+        "libbpf1: 1:1.1.2-0+deb12u1 -> 1:1.1.2-0+deb12u2", "strace: absent -> 6.1-0.1"]
+    assert guestroot.lock_differences({"x": "1"}, ()) == []  # nothing locked
+    path = tmp_path / "kernels.lock"
+    write_lock(path, lock)
+    cfg = Config(cache_dir=tmp_path, lock=path, mirror=MIRROR)
+    spec = guestroot.spec_for(cfg, "arm64")
+    assert spec.locked == root.packages and spec.suite == "bookworm"
+    # a root that matches the lock is the same cached root, locked or not
+    assert spec.key() == RootSpec("arm64", MIRROR).key()
+
+
+def test_a_malformed_guest_root_in_the_lock_is_one_line():
+    from harness.errors import ConfigError
+    from harness.kernels.lock import dumps, loads, new_lock
+    from tests.test_lock import _kernel
+
+    text = dumps(new_lock([_kernel()])) + '\n[guest_roots.arm64]\nsuite = "bookworm"\npackages = 3\n'
+    with pytest.raises(ConfigError, match=r"guest_roots\.arm64\.packages: expected a table"):
+        loads(text, "k.lock")

@@ -95,9 +95,28 @@ class LockedKernel:
 
 
 @dataclass(frozen=True)
+class LockedRoot:
+    """The guest root a foreign architecture's columns boot on (vm.guestroot), as locked:
+    its Debian suite and every installed package's version."""
+
+    arch: str
+    suite: str
+    packages: tuple[tuple[str, str], ...]  # (name, version), sorted
+
+
+@dataclass(frozen=True)
 class LockFile:
     kernels: tuple[LockedKernel, ...]  # in version order
     path: Path | None = None  # where it was read from, for messages
+    guest_roots: tuple[LockedRoot, ...] = ()  # by architecture
+
+    def root(self, arch: str) -> LockedRoot | None:
+        return next((r for r in self.guest_roots if r.arch == arch), None)
+
+    def with_root(self, root: LockedRoot) -> LockFile:
+        """This lock with the guest root of root.arch pinned (replacing an older one)."""
+        kept = tuple(r for r in self.guest_roots if r.arch != root.arch)
+        return replace(self, guest_roots=tuple(sorted((*kept, root), key=lambda r: r.arch)))
 
     @property
     def ids(self) -> list[str]:
@@ -170,6 +189,8 @@ def to_dict(lock: LockFile) -> dict[str, Any]:
             }
             for k in _ordered(lock.kernels)
         },
+        **({"guest_roots": {r.arch: {"suite": r.suite, "packages": dict(r.packages)}
+                            for r in lock.guest_roots}} if lock.guest_roots else {}),
     }
 
 
@@ -229,7 +250,8 @@ def from_dict(data: dict[str, Any], path: Path | str = DEFAULT_LOCK_NAME) -> Loc
     if version != LOCK_VERSION:
         raise w.error("lock_version", f"version {version} is not supported (this ebpf-harness "
                       f"reads version {LOCK_VERSION}); upgrade ebpf-harness or re-lock")
-    w.table(data, "", ("lock_version", "kernels"))
+    w.table({k: v for k, v in data.items() if k != "guest_roots"}, "", ("lock_version", "kernels"))
+    roots = _roots(w, data.get("guest_roots", {}))
     kernels_t = data["kernels"]
     if not isinstance(kernels_t, dict) or not kernels_t:
         raise w.error("kernels", "expected a table with at least one kernel")
@@ -272,7 +294,24 @@ def from_dict(data: dict[str, Any], path: Path | str = DEFAULT_LOCK_NAME) -> Loc
         if f"linux-image-{release}" not in names:
             raise w.error(f"{key}.packages", f"no linux-image-{release} package")
         kernels.append(LockedKernel(kid, release, suite, version, origin, tuple(pkgs)))
-    return LockFile(_ordered(kernels), Path(path))
+    return LockFile(_ordered(kernels), Path(path), roots)
+
+
+def _roots(w: _Where, data: Any) -> tuple[LockedRoot, ...]:
+    if not isinstance(data, dict):
+        raise w.error("guest_roots", "expected a table of architectures")
+    out = []
+    for arch, rt in sorted(data.items()):
+        key = f"guest_roots.{_quote(arch)}"
+        rt = w.table(rt, key, ("suite", "packages"))
+        suite = w.string(rt, key, "suite", _SUITE, "a Debian suite such as bookworm")
+        pkgs = rt["packages"]
+        if not isinstance(pkgs, dict) or not pkgs or not all(
+                isinstance(n, str) and _PACKAGE.fullmatch(n) and isinstance(v, str) and v
+                for n, v in pkgs.items()):
+            raise w.error(f"{key}.packages", "expected a table of package = \"version\"")
+        out.append(LockedRoot(str(arch), suite, tuple(sorted(pkgs.items()))))
+    return tuple(out)
 
 
 def loads(text: str, path: Path | str = DEFAULT_LOCK_NAME) -> LockFile:

@@ -22,7 +22,7 @@ import platform
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -70,6 +70,10 @@ class RootSpec:
     mirror: str
     suite: str = SUITE
     packages: tuple[str, ...] = PACKAGES
+    # a lock file's record of the root (name, version): a cached root that differs is
+    # rebuilt, and a build that still differs (the archive moved on) is an error. Not in
+    # the key: a root that matches the lock is the same root, locked or not
+    locked: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def key(self) -> str:
         facts = {"suite": self.suite, "arch": self.arch, "mirror": self.mirror.rstrip("/"),
@@ -194,11 +198,34 @@ def load(cache_dir: Path, spec: RootSpec) -> GuestRoot | None:
     return GuestRoot(path, spec, dict(data.get("packages", {})))
 
 
+def lock_differences(packages: dict[str, str], locked: tuple[tuple[str, str], ...]) -> list[str]:
+    """What differs between a root's packages and a lock's record ('' when nothing is
+    locked): 'name: locked -> here' for each, sorted."""
+    if not locked:
+        return []
+    want = dict(locked)
+    return [f"{n}: {want.get(n, 'absent')} -> {packages.get(n, 'absent')}"
+            for n in sorted(set(want) | set(packages)) if want.get(n) != packages.get(n)]
+
+
+def spec_for(config: Config, arch: str) -> RootSpec:
+    """The root a column of this architecture boots on: from the configured mirror, and
+    as the lock file (when there is one) records it."""
+    from ..kernels.lock import read_lock
+
+    mirror, _ = resolve_mirrors(config)
+    locked = read_lock(config.lock).root(arch) if config.lock is not None else None
+    if locked is None:
+        return RootSpec(arch, mirror)
+    return RootSpec(arch, mirror, suite=locked.suite, locked=locked.packages)
+
+
 def ensure(config: Config, spec: RootSpec) -> GuestRoot:
     """The cached root for spec, built first when missing (minutes: mmdebstrap under
-    qemu-user). Concurrent runs wait for one build."""
+    qemu-user), or rebuilt when it differs from the lock's record. Concurrent runs wait
+    for one build."""
     found = load(config.cache_dir, spec)
-    if found is not None:
+    if found is not None and not lock_differences(found.packages, spec.locked):
         return found
     if spec.arch not in MACHINES:
         raise ConfigError(f"no guest root for architecture {spec.arch!r}; "
@@ -211,7 +238,7 @@ def ensure(config: Config, spec: RootSpec) -> GuestRoot:
     path = root_dir(config.cache_dir, spec)
     with cache.lock(f"guest-root-{spec.name}"):
         found = load(config.cache_dir, spec)
-        if found is not None:
+        if found is not None and not lock_differences(found.packages, spec.locked):
             return found
         t0 = time.monotonic()
         with cache.staging_dir(path) as tmp:
@@ -226,6 +253,12 @@ def ensure(config: Config, spec: RootSpec) -> GuestRoot:
             if missing:
                 raise ToolError(f"the {spec.arch} guest root lacks {', '.join(missing)} after "
                                 f"mmdebstrap; check the mirror's {spec.suite} index")
+            moved = lock_differences(packages, spec.locked)
+            if moved:
+                raise ConfigError(
+                    f"the {spec.arch} guest root built from {spec.suite} today differs from "
+                    f"the lock file's ({len(moved)} packages, e.g. {moved[0]}): the archive "
+                    f"moved on; re-lock (ebpf-harness kernels lock) to pin today's root")
         seconds = round(time.monotonic() - t0, 1)
         manifest = {"key": spec.key(), "arch": spec.arch, "suite": spec.suite,
                     "mirror": spec.mirror, "wanted": sorted(set(spec.packages)),
@@ -310,8 +343,7 @@ def place(config: Config, arch: str, release: str, modules: Path | None, rundir:
     `needed` host paths (the job file, the checks' objects and scripts)."""
     if not arch or not is_foreign(arch):
         return None
-    mirror, _ = resolve_mirrors(config)
-    root = ensure(config, RootSpec(arch, mirror))
+    root = ensure(config, spec_for(config, arch))
     mods = None
     if modules is not None and modules.is_dir():
         mods = (release, modules)
