@@ -142,3 +142,20 @@ def test_the_arch_option_applies_to_the_lines_asked_for_or_the_default_kernels()
     assert kernel_ids("5.10,6.12", "arm64", cfg) == ["5.10/arm64", "6.12/arm64"]
     assert kernel_ids(None, "amd64,arm64", cfg) == ["5.10", "5.10/arm64", "7.3", "7.3/arm64"]
     assert kernel_ids("6.12", None, cfg) == "6.12"
+
+
+def test_sets_name_columns_and_a_marker_can_ask_for_an_architecture(catalog):
+    from harness.plugin.selection import KernelRef, no_match_reason, select
+    from harness.versions import KernelVersion
+
+    assert [r.id for r in parse_kernel_ids("arm64", catalog)] == \
+        ["5.10/arm64", "6.1/arm64", "6.12/arm64", "7.2/arm64"]
+    assert [(r.id, r.arch, r.rt) for r in parse_kernel_ids("rt", catalog)] == \
+        [("6.12/rt", "amd64", True), ("6.12/arm64-rt", "arm64", True)]
+    ks = [KernelRef("6.12", "6.12.117+deb13-amd64", KernelVersion.parse("6.12.117")),
+          KernelRef("6.12/arm64", "6.12.117+deb13-arm64", KernelVersion.parse("6.12.117")),
+          KernelRef("5.10/arm64", "5.10.0-32-arm64", KernelVersion.parse("5.10.223"))]
+    assert [k.id for k in select(ks, (">=6.1",), "arm64")] == ["6.12/arm64"]
+    assert [k.id for k in select(ks, (), "amd64")] == ["6.12"]
+    assert no_match_reason(ks, (">=7.0",), "arm64") == \
+        "no kernel of 6.12, 6.12/arm64, 5.10/arm64 matches >=7.0 on arm64"

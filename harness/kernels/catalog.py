@@ -103,8 +103,9 @@ def load_catalog(directory: Path) -> Catalog:
         for name, members in data.get("sets", {}).items():
             sets[name] = tuple(members)
     for name, members in sets.items():
-        for m in members:
-            if m not in entries:
+        for m in members:  # a line, or a column of one (6.12/arm64)
+            col = _COLUMN.fullmatch(m)
+            if m not in entries and not (col and col.group(1) in entries):
                 raise ConfigError(f"kernel set '{name}' names {m}, which no [lines] entry defines")
     return Catalog(entries, sets, flavour)
 

@@ -58,7 +58,8 @@ def _kernel_ids(config: pytest.Config) -> str | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "kernels(*ranges): run only on kernels matching every range, e.g. '>=6.1'")
+        "markers", "kernels(*ranges, arch=None): run only on kernels matching every range, "
+                   "e.g. '>=6.1', and with arch='arm64' only on arm64 columns")
     config.addinivalue_line(
         "markers", "min_kernel(version, feature=None): skip below this kernel version, naming "
                    "the feature; at or above it a failure is a failure")
@@ -99,9 +100,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
-    chosen = kernels if marker is None else select(kernels, tuple(marker.args))
+    arch = marker.kwargs.get("arch") if marker is not None else None
+    chosen = kernels if marker is None else select(kernels, tuple(marker.args), arch)
     if not chosen:  # one skipped case that says why, not pytest's "empty parameter set"
-        reason = no_match_reason(kernels, tuple(marker.args) if marker else ())
+        reason = no_match_reason(kernels, tuple(marker.args) if marker else (), arch)
         metafunc.parametrize(PARAM, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
                              ids=["no-kernel"], indirect=True)
         return
