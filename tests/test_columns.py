@@ -132,6 +132,10 @@ def test_a_cell_that_differs_from_its_lines_generic_build_is_named_in_every_repo
                  "attach fentry/x: Operation not supported (95)")
     assert d in render_matrix(rep) and d in render_markdown(rep)
     assert "architecture difference" in render_html(rep)
+    from harness.report.junit import render_junit
+
+    assert 'name="difference" value="o/fentry: pass on 6.12, fail on 6.12/arm64' in \
+        render_junit(rep)
 
 
 def test_the_arch_option_applies_to_the_lines_asked_for_or_the_default_kernels():

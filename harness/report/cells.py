@@ -152,8 +152,13 @@ def differences(report: Report) -> list[str]:
     """Cells of an arm64 or PREEMPT_RT column whose status differs from the same subject
     on the same line's generic host build, each named as an architecture or PREEMPT_RT
     difference, with its detail."""
+    return list(difference_by_cell(report).values())
+
+
+def difference_by_cell(report: Report) -> dict[tuple[str, str], str]:
+    """differences(), by (subject, kernel id) of the cell that differs."""
     base = {k.line: k for k in report.kernel_order() if k.variant == ""}
-    out = []
+    out: dict[tuple[str, str], str] = {}
     for k in report.kernel_order():
         b = base.get(k.line)
         if not k.variant or b is None:
@@ -165,6 +170,6 @@ def differences(report: Report) -> list[str]:
             if r is None or g is None or r.status == g.status:
                 continue
             why = " ".join(r.detail.split())[:240]
-            out.append(f"{s}: {g.status} on {b.id}, {r.status} on {k.id} ({what} "
-                       f"difference){': ' + why if why else ''}")
+            out[s, k.id] = (f"{s}: {g.status} on {b.id}, {r.status} on {k.id} ({what} "
+                            f"difference){': ' + why if why else ''}")
     return out

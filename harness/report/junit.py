@@ -37,6 +37,7 @@ def _body(r: Result) -> str:
 def render_junit(report: Report) -> str:
     root = ET.Element("testsuites", name="ebpf-harness")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    diffs = cells.difference_by_cell(report)
     for k in report.kernel_order():
         rs = [r for r in report.results if r.kernel == k.id]
         suite = ET.SubElement(root, "testsuite", name=f"kernel {k.id}")
@@ -46,7 +47,10 @@ def render_junit(report: Report) -> str:
         for r in rs:
             case = ET.SubElement(suite, "testcase", classname=r.subject, name=k.id,
                                  time=f"{r.duration or 0:.3f}")
-            _props(case, {**kprops, "status": r.status, "stage": r.stage, "cause": r.cause})
+            props = {**kprops, "status": r.status, "stage": r.stage, "cause": r.cause}
+            if (r.subject, k.id) in diffs:  # an arm64 or rt cell unlike its line's generic one
+                props["difference"] = diffs[r.subject, k.id]
+            _props(case, props)
             if r.meets_expectation and r.status != "pass":
                 # not run, or refused where that was expected: neither a pass nor a failure
                 what = r.detail if r.status == "skip" else \
