@@ -421,6 +421,7 @@ def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,
     from .kernels.catalog import parse_kernel_ids
     from .kernels.lock import read_lock
     from .kernels.prune import prune
+    from .vm import guestroot
 
     if args.keep:
         keep = keep_releases(parse_kernel_ids(args.keep, catalog), trees, "--keep")
@@ -438,6 +439,17 @@ def cmd_prune(args: argparse.Namespace, cfg: Config, catalog: Catalog,
     print(f"{verb} {len(removed)} kernel(s)" + (f": {', '.join(removed)}" if removed else ""))
     if busy:
         print(f"kept {len(busy)} kernel(s) a running VM uses: {', '.join(busy)}")
+    try:
+        current = {guestroot.spec_for(cfg, a).name for a in guestroot.MACHINES}
+    except HarnessError:  # no mirror to name the current roots by: leave them all
+        current = None
+    stale = guestroot.stale_roots(cfg.cache_dir, current) if current is not None else []
+    for root in stale:
+        if not args.dry_run:
+            guestroot.remove(root)
+    if stale:
+        print(f"{verb} {len(stale)} guest root(s) no run would boot on now: "
+              f"{', '.join(r.name for r in stale)}")
     return 0
 
 

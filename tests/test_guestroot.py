@@ -197,3 +197,13 @@ def test_a_malformed_guest_root_in_the_lock_is_one_line():
     text = dumps(new_lock([_kernel()])) + '\n[guest_roots.arm64]\nsuite = "bookworm"\npackages = 3\n'
     with pytest.raises(ConfigError, match=r"guest_roots\.arm64\.packages: expected a table"):
         loads(text, "k.lock")
+
+
+def test_roots_no_run_would_boot_on_are_stale(tmp_path):
+    roots = tmp_path / "guest-roots"
+    for name in ("arm64-old", "arm64-new", ".arm64-x.part"):
+        (roots / name).mkdir(parents=True)
+    for name in ("arm64-old", "arm64-new"):
+        (roots / f"{name}.json").write_text("{}")
+    assert guestroot.stale_roots(tmp_path, {"arm64-new"}) == [roots / "arm64-old"]
+    assert guestroot.stale_roots(tmp_path / "none", set()) == []

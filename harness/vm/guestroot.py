@@ -276,6 +276,16 @@ def modules_mount_point(root: Path, release: str) -> Path:
     return Path("/lib/modules") / release
 
 
+def stale_roots(cache_dir: Path, current: set[str]) -> list[Path]:
+    """Built roots (a manifest beside them) that are not one of `current` (the names runs
+    would boot on now: another package list, mirror or format made them)."""
+    d = cache_dir / ROOTS_DIR
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and manifest_path(p).is_file() and p.name not in current)
+
+
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     manifest_path(path).unlink(missing_ok=True)
