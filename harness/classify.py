@@ -74,7 +74,6 @@ _ATTACH_UNSUPPORTED = re.compile(r"Operation not supported|Invalid argument|not 
 
 _ERRNO_AT_ATTACH = {
     errno.ENOENT: "hook-missing", errno.ESRCH: "hook-missing",
-    errno.EPERM: "permission", errno.EACCES: "permission",
     errno.EOPNOTSUPP: "unsupported-attach-type", errno.EINVAL: "unsupported-attach-type",
     524: "unsupported-attach-type",  # ENOTSUPP, the kernel's own (no trampoline on arm64 < 6.4)
 }

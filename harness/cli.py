@@ -397,13 +397,13 @@ def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> in
 def lock_guest_roots(path: Path, lock: LockFile, cfg: Config) -> list[LockedRoot]:
     """The guest root of each foreign architecture among the locked kernels, built (or
     taken from the cache, as the archive gives it today) and pinned in the lock file."""
-    from .build.compile import HOST_ARCH
     from .kernels.catalog import release_flavour
     from .kernels.lock import LockedRoot, write_lock
     from .kernels.mirror import resolve_mirrors
     from .vm import guestroot
 
-    arches = sorted({release_flavour(k.release)[0] for k in lock.kernels} - {HOST_ARCH})
+    arches = sorted({a for k in lock.kernels
+                     if guestroot.is_foreign(a := release_flavour(k.release)[0])})
     roots = []
     for arch in arches:
         root = guestroot.ensure(cfg, guestroot.RootSpec(arch, resolve_mirrors(cfg)[0]))

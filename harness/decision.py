@@ -16,7 +16,7 @@ test, the set-up file) and why. Whether the cell is as expected is derived from 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .bpfobj import verdict as objverdict
 from .classify import classify
@@ -196,7 +196,6 @@ class VMEnd:
     finished: bool  # the agent wrote its final 'done' event
     console_tail: str
     console_path: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def unfinished(subject: str, started: bool, end: VMEnd) -> Observation:

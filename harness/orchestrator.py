@@ -12,7 +12,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -155,7 +155,8 @@ def prepare_guest_roots(kernels: list[KernelSpec], config: Config, listener: Lis
     missing (minutes, once per cache), so that no VM slot waits for one."""
     for arch in sorted({k.arch for k in kernels if guestroot.is_foreign(k.arch)}):
         spec = guestroot.spec_for(config, arch)
-        if guestroot.load(config.cache_dir, spec) is None:
+        found = guestroot.load(config.cache_dir, spec)
+        if found is None or guestroot.lock_differences(found.packages, spec.locked):
             listener(Note("", f"building the {arch} guest root {spec.name} (Debian "
                               f"{spec.suite}, {len(spec.packages)} packages and what they "
                               "need; once per cache, minutes)"))
@@ -492,8 +493,6 @@ STOP_GRACE = 3.0  # seconds the workers have to collect their killed VMs' result
 def _result_of(k: KernelSpec, subjects: list[Subject], f: Future[KernelRun]) -> KernelRun:
     try:
         return f.result()
-    except KeyboardInterrupt:
-        raise
     except Exception as e:  # a harness bug on one kernel: the others go on
         return _failed_run(k, subjects, e)
 
@@ -514,10 +513,7 @@ def _after_stop(k: KernelSpec, subjects: list[Subject], f: Future[KernelRun] | N
             return _failed_run(k, subjects, e)
     end = VMEnd(crash=None, crash_headline="", interrupted=True, stalled=False,
                 timed_out=False, seconds=0.0, booted=False, finished=False, console_tail="")
-    info = kernel_info(k)
-    results = [decide(obs, _context(s, k, None)).result(obs, k.id)
-               for s in subjects for obs in [unfinished(s.id, False, end)]]
-    return KernelRun(k, info, results)
+    return _run_without_vm(k, subjects, lambda sid: unfinished(sid, False, end))
 
 
 def plan_vms(accel: str, kernels: int, config: Config) -> Plan:
@@ -532,8 +528,14 @@ def plan_vms(accel: str, kernels: int, config: Config) -> Plan:
 
 def _failed_run(kernel: KernelSpec, subjects: list[Subject], e: Exception) -> KernelRun:
     """Every cell of a kernel whose worker raised: an error naming the exception."""
-    info = kernel_info(kernel)
     why = f"harness error on kernel {kernel.id}: {type(e).__name__}: {e}"
+    return _run_without_vm(kernel, subjects, lambda sid: Observation(sid, "error", "run", why))
+
+
+def _run_without_vm(kernel: KernelSpec, subjects: list[Subject],
+                    observe: Callable[[str], Observation]) -> KernelRun:
+    """A kernel's run when its VM gave nothing: each subject's cell decided from what
+    `observe` says of it."""
     results = [decide(obs, _context(s, kernel, None)).result(obs, kernel.id)
-               for s in subjects for obs in [Observation(s.id, "error", "run", why)]]
-    return KernelRun(kernel, info, results)
+               for s in subjects for obs in [observe(s.id)]]
+    return KernelRun(kernel, kernel_info(kernel), results)

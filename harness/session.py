@@ -132,7 +132,11 @@ def each_subject(subjects: Subjects) -> list[Subject]:
 
 
 def _one_per_id(subjects: list[Subject]) -> list[Subject]:
-    return list({s.id: s for s in reversed(subjects)}.values())[::-1]
+    """The first subject of each id (one built per architecture is one for the notes)."""
+    first: dict[str, Subject] = {}
+    for s in subjects:
+        first.setdefault(s.id, s)
+    return list(first.values())
 
 
 def _compile(src: Path, kernels: list[KernelSpec], config: Config,

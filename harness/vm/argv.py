@@ -126,8 +126,8 @@ def foreign_shares(
     if modules is not None:
         release, moddir = modules
         shares.append(Share(PurePosixPath("/lib/modules") / release, moddir))
-    # the headers trees sit side by side in the kernel's usr/src: one share for both
-    shares += [Share(PurePosixPath("/usr/src"), d) for d in _outermost({h.parent for h in headers})][:1]
+    if headers:  # the headers trees sit side by side in the kernel's usr/src: one share
+        shares.append(Share(PurePosixPath("/usr/src"), headers[0].parent))
     return shares
 
 
