@@ -39,6 +39,9 @@ Schema history (the JSON Schema ships as harness/schema/results.schema.json):
      as_expected (derived, written for readers of the JSON); kernels say their column's
      architecture and flavour (arch, rt). Older files are upgraded on reading (_upgrade),
      the one place that reads a version 3 detail.
+  5  each cell may carry the verdict predicted before booting (prediction: verdict,
+     reason, agrees), read from that kernel's own BTF (harness/predict). Version 4 files
+     are read as they are (no prediction).
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ from .errors import ConfigError, ResultsError
 from .fsio import write_atomic
 from .versions import KernelVersion
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 STATUSES = ("pass", "reject", "fail", "skip", "error", "crash", "timeout", "setup")
 EXPECTED = ("pass", "refusal", "skip")
 EXPECTED_BY = ("", "declaration", "prediction", "test", "setup")
@@ -168,6 +171,8 @@ class Result:
     expected_by: str = ""  # EXPECTED_BY: who expects it ('' the default: it should pass)
     expected_reason: str = ""  # why ('needs bpf_loop helper (5.17) ...')
     info: bool = False  # shown for information; the object's (or program's) row decides
+    # predicted before booting (harness/predict): verdict, reason, agrees (None: cannot tell)
+    prediction: dict[str, Any] | None = None
 
     @property
     def as_expected(self) -> bool:

@@ -109,7 +109,7 @@ def test_results_model_and_junit(pytester: pytest.Pytester, kernels: str):
     junit = pytester.path / "j.xml"
     run(pytester, kernels, "--ebpf-json", str(out), "--junitxml", str(junit))
     d = json.loads(out.read_text())
-    assert d["schema_version"] == 4
+    assert d["schema_version"] == 5
     cells = {(r["subject"], r["kernel"]): r for r in d["results"]}
     assert cells[("test_s.py::test_min", "5.10.0-t")]["status"] == "skip"
     fail = cells[("test_s.py::test_min", "6.12.0-t")]

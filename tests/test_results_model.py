@@ -18,7 +18,7 @@ def test_round_trip_validates_against_the_shipped_schema(tmp_path: Path):
     p = tmp_path / "r.json"
     r.write(p)
     d = json.loads(p.read_text())
-    assert d["schema_version"] == SCHEMA_VERSION == 4
+    assert d["schema_version"] == SCHEMA_VERSION == 5
     validate(d)
     back = Report.read(p)
     assert back.to_dict() == r.to_dict()
@@ -85,7 +85,7 @@ def test_version_3_files_are_upgraded_to_what_happened_beside_what_was_expected(
     ("[1, 2]", "not an ebpf-harness results file"),
     ('{"a": 1}', "not an ebpf-harness results file"),
     ("{not json", "not JSON"),
-    ('{"schema_version": 5, "results": [], "kernels": []}', "schema_version 5"),
+    ('{"schema_version": 6, "results": [], "kernels": []}', "schema_version 6"),
     ('{"schema_version": 2, "kernels": [], "results": [{"subject": "x", "kernel": "6.1"}]}',
      "at results/0: 'status' is a required property"),
     ('{"schema_version": 2, "kernels": [], "results": [{"subject": "x", "kernel": "6.1", '

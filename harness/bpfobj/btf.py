@@ -56,8 +56,28 @@ class BtfType:
 class BTF:
     """The types of one .BTF section, by id (0 is void)."""
 
-    def __init__(self, types: list[BtfType]) -> None:
+    def __init__(self, types: list[BtfType], strings: bytes = b"") -> None:
         self.types = types
+        self.strings = strings
+        self._by_name: dict[str, list[int]] | None = None
+
+    def string(self, off: int) -> str:
+        """A string of the string section (.BTF.ext names its sections and CO-RE access
+        strings by offsets into it)."""
+        if not 0 <= off < len(self.strings):
+            raise BTFError(f"BTF string offset {off} outside the string section")
+        end = self.strings.find(b"\0", off)
+        return self.strings[off : end if end >= 0 else len(self.strings)].decode(errors="replace")
+
+    def ids_named(self, name: str) -> list[int]:
+        """The ids of every type of this name (an index built on first use)."""
+        if self._by_name is None:
+            index: dict[str, list[int]] = {}
+            for t in self.types[1:]:
+                if t.name:
+                    index.setdefault(t.name, []).append(t.id)
+            self._by_name = index
+        return self._by_name.get(name, [])
 
     def __getitem__(self, tid: int) -> BtfType:
         if not 0 < tid < len(self.types):
@@ -65,7 +85,8 @@ class BTF:
         return self.types[tid]
 
     def named(self, name: str, kind: int | None = None) -> list[BtfType]:
-        return [t for t in self.types[1:] if t.name == name and (kind is None or t.kind == kind)]
+        found = [self.types[i] for i in self.ids_named(name)]
+        return [t for t in found if kind is None or t.kind == kind]
 
     def of_kind(self, kind: int) -> list[BtfType]:
         return [t for t in self.types[1:] if t.kind == kind]
@@ -184,4 +205,4 @@ def parse(data: bytes) -> BTF:
         types.append(t)
     if pos != end:
         raise BTFError("BTF type section ends inside a type")
-    return BTF(types)
+    return BTF(types, bytes(strings))

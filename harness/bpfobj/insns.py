@@ -11,10 +11,12 @@ takes two. Class = opcode & 7.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from .flow import live_instructions
 
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)
 CALL, EXIT, JA, JCOND, END = 0x80, 0x90, 0x00, 0xE0, 0xD0
@@ -41,6 +43,8 @@ class Usage:
     insn: set[str] = field(default_factory=set)  # feature names of kernel_features.toml [insn]
     subprograms: set[str] = field(default_factory=set)
     count: int = 0
+    # the CO-RE relocated instructions it can reach: (section name, byte offset)
+    core: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,20 @@ class _Reloc:
     section: str  # '' for an undefined (extern) symbol
     shndx: int  # -1 for an undefined symbol
     is_section: bool
+    weak: bool = False  # a weak symbol: an extern the kernel may lack (its address is then 0)
 
 
 def _features(raw: bytes, relocs: dict[int, _Reloc], executable: set[str], kconfig: set[str],
-              u: Usage) -> list[tuple[str, int, int]]:
-    """Scan one function's bytes. Returns the functions it refers to: ('call', insn index,
-    imm) for a bpf-to-bpf call, ('func', insn index, imm) for a function's address."""
+              u: Usage, live: set[int] | None = None) -> list[tuple[str, int, int]]:
+    """Scan one function's bytes (only the instructions in live, when given). Returns the
+    functions it refers to: ('call', insn index, imm) for a bpf-to-bpf call, ('func', insn
+    index, imm) for a function's address."""
     refs = []
     i, n = 0, len(raw) // 8
     while i < n:
+        if live is not None and i not in live:
+            i += 1
+            continue
         op, regs, off, imm = struct.unpack_from("<BBhi", raw, i * 8)
         src = regs >> 4
         cls = op & 7
@@ -122,9 +131,20 @@ def _features(raw: bytes, relocs: dict[int, _Reloc], executable: set[str], kconf
     return refs
 
 
-def program_usage(path: Path, kconfig: set[str] | None = None) -> dict[str, Usage]:
-    """name -> what the program uses, following its bpf-to-bpf calls and callbacks into
-    subprograms. kconfig: the object's __kconfig externs (from its BTF .kconfig section)."""
+@dataclass
+class Code:
+    """An object's functions, their bytes and relocations, read once (load_code)."""
+
+    funcs: list[_Func]
+    data: dict[int, bytes]  # section index -> its bytes
+    relocs: dict[int, dict[int, _Reloc]]  # section index -> byte offset -> relocation
+    executable: set[str]
+    section_names: dict[int, str]
+    text: int | None  # the .text section: subprograms, not programs
+
+
+def load_code(path: Path) -> Code:
+    """Raises ConfigError naming the file when its instructions cannot be read."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.relocation import RelocationSection
@@ -154,14 +174,32 @@ def program_usage(path: Path, kconfig: set[str] | None = None) -> dict[str, Usag
                         sec_name = sections[shndx].name if defined else ""
                         table[rel["r_offset"]] = _Reloc(
                             sym.name or sec_name, sym["st_value"] if defined else 0, sec_name,
-                            shndx if defined else -1, sym["st_info"]["type"] == "STT_SECTION")
+                            shndx if defined else -1, sym["st_info"]["type"] == "STT_SECTION",
+                            sym["st_info"]["bind"] == "STB_WEAK")
+            names = {i: s.name for i, s in enumerate(sections)}
     except (ELFError, OSError, KeyError, ValueError, IndexError) as e:
         raise ConfigError(f"{path}: cannot read its instructions: {e}") from e
+    text = next((i for i, n in names.items() if n == ".text"), None)
+    return Code(funcs, data, relocs, executable, names, text)
 
+
+def program_usage(path: Path, kconfig: set[str] | None = None) -> dict[str, Usage]:
+    """name -> what the program uses, following its bpf-to-bpf calls and callbacks into
+    subprograms. kconfig: the object's __kconfig externs (from its BTF .kconfig section)."""
+    return usages(load_code(path), kconfig)
+
+
+def usages(code: Code, kconfig: set[str] | None = None,
+           constants: Mapping[tuple[str, int], int | None] | None = None,
+           absent: frozenset[str] = frozenset()) -> dict[str, Usage]:
+    """name -> what the program uses on the code that can run. constants: the CO-RE
+    relocated instructions, (section name, byte offset) -> the constant libbpf writes
+    there (None: not a constant); absent: weak externs this kernel lacks (their address
+    is 0). Without either every instruction counts."""
+    funcs, data, relocs, executable = code.funcs, code.data, code.relocs, code.executable
     by_section: dict[int, list[_Func]] = {}
     for f in funcs:
         by_section.setdefault(f.section, []).append(f)
-    text = next((i for i, s in enumerate(sections) if s.name == ".text"), None)
 
     def func_at(section: int, byte: int) -> _Func | None:
         return next((f for f in by_section.get(section, [])
@@ -183,8 +221,19 @@ def program_usage(path: Path, kconfig: set[str] | None = None) -> dict[str, Usag
             u = Usage()
             rel = {off - f.start: r for off, r in relocs.get(f.section, {}).items()
                    if f.start <= off < f.start + f.size}
-            refs = _features(data[f.section][f.start : f.start + f.size], rel, executable,
-                             kconfig or set(), u)
+            raw = data[f.section][f.start : f.start + f.size]
+            live = None
+            if constants is not None or absent:
+                sec = code.section_names.get(f.section, "")
+                here = {(off - f.start) // 8: v for (s, off), v in (constants or {}).items()
+                        if s == sec and f.start <= off < f.start + f.size}
+                u.core = {(sec, f.start + slot * 8) for slot in here}
+                known = {slot: v for slot, v in here.items() if v is not None}
+                known.update({off // 8: 0 for off, r in rel.items()
+                              if r.shndx < 0 and r.name in absent})
+                live = live_instructions(raw, known)
+                u.core = {(s, o) for s, o in u.core if (o - f.start) // 8 in live}
+            refs = _features(raw, rel, executable, kconfig or set(), u, live)
             callees = []
             for kind, idx, imm in refs:
                 g = target(f, kind, idx, imm)
@@ -196,13 +245,13 @@ def program_usage(path: Path, kconfig: set[str] | None = None) -> dict[str, Usag
 
     out: dict[str, Usage] = {}
     for f in funcs:
-        if f.section == text:
+        if f.section == code.text:
             continue  # a subprogram, counted in the programs that call it
         total, todo, seen = Usage(), [f], {f}
         while todo:
             g = todo.pop()
             u, callees = scan(g)
-            for attr in ("helpers", "kfuncs", "maps", "insn", "subprograms"):
+            for attr in ("helpers", "kfuncs", "maps", "insn", "subprograms", "core"):
                 getattr(total, attr).update(getattr(u, attr))
             total.count += u.count
             for c in callees:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
+import io
 from pathlib import Path
 
 from .. import tools
-from ..errors import ToolError
+from ..errors import KernelError, ToolError
 from ..kernels.cache import Cache
 from ..kernels.layout import decompress_vmlinux, raw_btf
 from ..kernels.model import KernelSpec
@@ -17,9 +17,23 @@ def _zstd(data: bytes) -> bytes:
     return tools.run(["zstd", "-dcq"], input=data, check=False, timeout=120).stdout
 
 
-def vmlinux_header(kernel: KernelSpec, cache: Cache) -> Path:
-    """CACHE/vmlinux/REL/vmlinux.h, made once per kernel release."""
-    dest = cache.path("vmlinux", kernel.release, "vmlinux.h")
+def _btf_section(elf: bytes) -> bytes:
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        sec = ELFFile(io.BytesIO(elf)).get_section_by_name(".BTF")
+    except ELFError as e:
+        raise KernelError(f"the kernel's vmlinux is not a readable ELF: {e}") from e
+    if sec is None:
+        raise KernelError("no BTF in the kernel (built without CONFIG_DEBUG_INFO_BTF)")
+    return bytes(sec.data())
+
+
+def kernel_btf(kernel: KernelSpec, cache: Cache) -> Path:
+    """CACHE/vmlinux/REL/vmlinux.btf: the kernel's own BTF as a raw blob, taken out of
+    its image once per release. Raises KernelError when the image has none."""
+    dest = cache.path("vmlinux", kernel.release, "vmlinux.btf")
     if dest.exists():
         return dest
     with cache.lock(f"vmlinux-{kernel.release}"):
@@ -27,14 +41,24 @@ def vmlinux_header(kernel: KernelSpec, cache: Cache) -> Path:
             return dest
         image = kernel.vmlinuz.read_bytes()
         # an x86 bzImage compresses an ELF vmlinux; an arm64 Image is the kernel as is,
-        # its BTF inside (bpftool reads a raw BTF blob as well as an ELF)
-        btf = decompress_vmlinux(image, zstd_decompress=_zstd) if kernel.arch == "amd64" \
-            else raw_btf(image)
-        with tempfile.NamedTemporaryFile(suffix=".btf") as tmp:
-            tmp.write(btf)
-            tmp.flush()
-            proc = tools.run(["bpftool", "btf", "dump", "file", tmp.name, "format", "c"],
-                             timeout=300)
+        # its BTF inside
+        btf = _btf_section(decompress_vmlinux(image, zstd_decompress=_zstd)) \
+            if kernel.arch == "amd64" else raw_btf(image)
+        cache.write_atomic(dest, btf)
+    return dest
+
+
+def vmlinux_header(kernel: KernelSpec, cache: Cache) -> Path:
+    """CACHE/vmlinux/REL/vmlinux.h, made once per kernel release."""
+    dest = cache.path("vmlinux", kernel.release, "vmlinux.h")
+    if dest.exists():
+        return dest
+    btf = kernel_btf(kernel, cache)
+    with cache.lock(f"vmlinux-{kernel.release}"):
+        if dest.exists():
+            return dest
+        proc = tools.run(["bpftool", "btf", "dump", "file", str(btf), "format", "c"],
+                         timeout=300)
         if b"struct task_struct" not in proc.stdout:
             raise ToolError(f"kernel {kernel.id}: its BTF gave no usable vmlinux.h")
         cache.write_atomic(dest, proc.stdout)

@@ -1,0 +1,253 @@
+"""A predicted verdict for every (program, kernel) cell, before any kernel boots: the
+object loaded the way libbpf (the version the guest runs) would load it, against what
+that kernel's own BTF says it has. Pure: the object and the kernel come in as data
+(predict/facts.py reads them).
+
+The loader, modelled:
+- every map of the object is created (libbpf creates them all, used or not), so a map
+  type the kernel lacks fails every program of the object;
+- CO-RE relocations are resolved against the kernel's BTF (bpfobj/core.py); existence
+  checks become constants and the branches they rule out are dead (bpfobj/flow.py), so
+  what the program needs is counted on the code that can run;
+- a relocation that fails on code that can run is a refusal: "CO-RE: field X.y not in
+  this kernel";
+- bpf_probe_read_kernel/user[_str] fall back to bpf_probe_read[_str] on a kernel without
+  them (libbpf rewrites the call);
+- a weak extern the kernel lacks is 0 (bpf_ksym_exists() is then false);
+- the attach target must exist in the kernel's BTF: a function, a tracepoint (its
+  btf_trace_ typedef), a system call's event (its __x64_sys_/__arm64_sys_ function), an
+  LSM hook (Debian's System.map is a placeholder, and kallsyms is not read, so a kprobe
+  on a function BTF leaves out reads as missing);
+- an arm64 kernel without BPF trampolines in its JIT cannot load fentry/fexit/LSM
+  programs (the feature table's arm64 versions: BTF does not show the JIT's gaps).
+
+What only the verifier can tell (complexity, bounds, a helper allowed for one program
+type and not another) is not modelled: such a cell is predicted to pass, and a refusal
+there is a disagreement the reports show first. Where the kernel's facts are missing
+(no BTF) the prediction is "unknown", never a guess.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..bpfobj import btf as B
+from ..bpfobj import verdict as objverdict
+from ..bpfobj.btfext import EXISTENCE, CoreRelo
+from ..bpfobj.core import Resolution, resolve
+from ..bpfobj.elf import ObjectInfo
+from ..bpfobj.insns import Code, usages
+from ..bpfobj.requirements import _need, helper_names, program_types
+from ..versions import KernelVersion
+from .capabilities import Capabilities
+
+VERDICTS = ("pass", "reject", "core", "attach", "unknown")
+# libbpf rewrites these calls to the old helper on a kernel without them
+PROBE_READ_FALLBACK = {"bpf_probe_read_kernel": "bpf_probe_read",
+                       "bpf_probe_read_user": "bpf_probe_read",
+                       "bpf_probe_read_kernel_str": "bpf_probe_read_str",
+                       "bpf_probe_read_user_str": "bpf_probe_read_str"}
+SYSCALL_PREFIX = {"amd64": "__x64_sys_", "arm64": "__arm64_sys_"}
+# attach types the arm64 JIT got late (BPF trampolines): the table's arm64 versions decide
+_TRAMPOLINE = ("trace_fentry", "trace_fexit", "modify_return", "lsm_mac", "lsm_cgroup",
+               "trace_iter")
+
+
+@dataclass(frozen=True)
+class Predicted:
+    verdict: str  # pass | reject | core | attach | unknown
+    reason: str = ""  # what decides it: "needs bpf_loop helper (not in this kernel)"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"verdict": self.verdict, "reason": self.reason}
+
+    @property
+    def refusal(self) -> bool:
+        return self.verdict in ("reject", "core", "attach")
+
+    def short(self) -> str:
+        return self.verdict + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class KernelFacts:
+    id: str  # the column: '6.12', '6.12/arm64'
+    version: KernelVersion
+    arch: str
+    btf: B.BTF
+    caps: Capabilities
+    config: Mapping[str, str] | None = None
+
+
+@dataclass
+class ObjectModel:
+    """An object as the loader sees it (predict/facts.read_model reads one)."""
+
+    info: ObjectInfo
+    code: Code
+    relos: list[CoreRelo]
+    kconfig: set[str] = field(default_factory=set)
+    maps: dict[str, str] = field(default_factory=dict)  # every map: name -> type name
+    weak: set[str] = field(default_factory=set)  # weak extern names
+
+
+def _attach(section: str, program: str, target: str | None, k: KernelFacts) -> Predicted | None:
+    """An attach target the kernel lacks, None when it has it (or it cannot be told)."""
+    base = section.lstrip("?").partition("/")[0].removesuffix(".s")
+    what = objverdict.hook(section)
+    name = target if target else (what[1] if what else "")
+    if not name:
+        return None
+    if base in ("ksyscall", "kretsyscall"):
+        prefix = SYSCALL_PREFIX.get(k.arch, "")
+        if prefix and prefix + name not in k.caps.functions:
+            return Predicted("attach", f"no system call {name} ({prefix}{name}) in this "
+                             "kernel's BTF")
+        return None
+    if what is None and not target:
+        return None
+    kind = what[0] if what else "function"
+    if kind == "symbol" or (target and ":" in target):
+        return None  # a user-space symbol: not the kernel's to say
+    if kind == "function":
+        if base in ("kprobe.multi", "kretprobe.multi"):
+            if not any(fnmatch.fnmatchcase(f, name) for f in k.caps.functions):
+                return Predicted("attach", f"no function matches {name} in this kernel")
+            return None
+        fn = name.split("+")[0]
+        if base.startswith("lsm"):
+            if fn not in k.caps.lsm_hooks:
+                return Predicted("attach", f"no LSM hook {fn} in this kernel")
+            return None
+        if objverdict.is_placeholder(fn) and not target:
+            return Predicted("unknown", f"attach target {fn} is a placeholder its loader "
+                             "replaces at run time")
+        if fn == program and not target and base.startswith(("kprobe", "kretprobe")) \
+                and fn not in k.caps.functions:
+            return Predicted("unknown", f"kprobe on {fn}, the program's own name and no "
+                             "kernel function: its loader attaches it by hand")
+        if fn not in k.caps.functions:
+            return Predicted("attach", f"no function {fn} in this kernel's BTF")
+        return None
+    event = name.rsplit("/", 1)[-1]
+    if name.startswith("syscalls/sys_"):  # a system call's event, not a tracepoint of its own
+        call = event.removeprefix("sys_enter_").removeprefix("sys_exit_")
+        prefix = SYSCALL_PREFIX.get(k.arch, "")
+        if prefix and prefix + call not in k.caps.functions:
+            return Predicted("attach", f"no system call {call} ({prefix}{call}) in this "
+                             "kernel's BTF, so no event {name}")
+        return None
+    if event not in k.caps.tracepoints:
+        return Predicted("attach", f"no tracepoint {name} in this kernel")
+    return None
+
+
+def _table_need(kind: str, name: str, k: KernelFacts) -> Predicted | None:
+    """A fact BTF does not show, from the feature table: 'reject' when this kernel's line
+    is older than what the table gives on its architecture."""
+    need = _need(kind, name)
+    v = need.version_on(k.arch)
+    if v is not None and k.version.below_line(v):
+        return Predicted("reject", f"needs {need.describe(k.arch)} (from the feature table)")
+    return None
+
+
+def predict_object(obj: ObjectModel, k: KernelFacts,
+                   setup: Mapping[str, Any] | None = None) -> dict[str, Predicted]:
+    """program name -> its predicted verdict on kernel k. setup: the resolved set-up file
+    (bpfobj/setup.py), whose targets and autoload switches the loader applies."""
+    programs = (setup or {}).get("programs", {})
+    resolutions = {(r.section, r.insn_off): (r, resolve(r, obj.info.btf, k.btf))
+                   for r in obj.relos} if obj.info.btf is not None else {}
+    constants = {key: res.value for key, (_, res) in resolutions.items()}
+    absent = frozenset(w for w in obj.weak if not k.caps.has_kfunc(w)
+                       and w not in k.caps.functions)
+    used = usages(obj.code, obj.kconfig, constants, absent)
+    helpers = helper_names()
+    # libbpf creates every map before loading any program: one it cannot create fails all
+    object_level: Predicted | None = None
+    for m, mtype in sorted(obj.maps.items()):
+        if mtype not in k.caps.map_types:
+            object_level = Predicted("reject", f"map {m}: type {mtype} not in this kernel "
+                                     "(libbpf creates every map of the object)")
+            break
+    out: dict[str, Predicted] = {}
+    for name, section in obj.info.programs.items():
+        if programs.get(name, {}).get("autoload") is False:
+            continue
+        out[name] = object_level or _program(name, section, used.get(name), resolutions,
+                                             helpers, k, programs.get(name, {}).get("target"))
+    return out
+
+
+def _program(name: str, section: str, u: Any, resolutions: dict[tuple[str, int],
+             tuple[CoreRelo, Resolution]], helpers: dict[int, str], k: KernelFacts,
+             target: str | None) -> Predicted:
+    types = program_types(section)
+    if types is None:
+        return Predicted("unknown", f"section {section}: libbpf cannot tell its program type")
+    ptype, atype = types
+    if ptype not in k.caps.prog_types:
+        return Predicted("reject", f"needs program type {ptype} (not in this kernel)")
+    if atype and atype not in k.caps.attach_types:
+        return Predicted("reject", f"needs attach type {atype} (not in this kernel)")
+    if atype in _TRAMPOLINE and k.arch == "arm64":
+        late = _table_need("attach_type", atype, k)
+        if late is not None:
+            return late
+    if atype in ("trace_kprobe_multi", "trace_kprobe_session") and k.config is not None \
+            and k.config.get("CONFIG_FPROBE") != "y":
+        return Predicted("attach", f"{atype} needs CONFIG_FPROBE, not set in this kernel")
+    if ptype == "lsm" and k.config is not None and k.config.get("CONFIG_BPF_LSM") != "y":
+        return Predicted("reject", "LSM programs need CONFIG_BPF_LSM, not set in this kernel")
+    if u is None:
+        return Predicted("unknown", "its instructions could not be read")
+    for key in sorted(u.core):
+        relo, res = resolutions[key]
+        if not res.ok and relo.kind not in EXISTENCE:
+            return Predicted("core", f"CO-RE: {res.what} {res.why} ({relo.kind_name})")
+    for hid in sorted(u.helpers):
+        h = helpers.get(hid, f"helper#{hid}")
+        if h in k.caps.helpers:
+            continue
+        old = PROBE_READ_FALLBACK.get(h)
+        if old and old in k.caps.helpers:
+            continue  # libbpf calls the old helper instead
+        return Predicted("reject", f"needs {h} helper (not in this kernel)")
+    for kf in sorted(u.kfuncs):
+        if not k.caps.has_kfunc(kf):
+            where = "" if k.caps.kfuncs_tagged else "'s BTF"
+            return Predicted("reject", f"needs kfunc {kf} (not in this kernel{where})")
+    for feat in sorted(u.insn):
+        late = _table_need("insn", feat, k)
+        if late is not None:
+            return late
+    missing = _attach(section, name, target, k)
+    if missing is not None:
+        return missing
+    return Predicted("pass")
+
+
+def combine(predictions: Mapping[str, Predicted]) -> Predicted | None:
+    """One prediction for several programs checked as one cell (a bundled program's
+    object): the first refusal, else unknown if any is, else pass."""
+    if not predictions:
+        return None
+    for p in predictions.values():
+        if p.refusal:
+            return p
+    for p in predictions.values():
+        if p.verdict == "unknown":
+            return p
+    return Predicted("pass")
+
+
+def agrees(p: Predicted, status: str) -> bool | None:
+    """Whether an observed status bears the prediction out; None when it cannot tell
+    (unknown predicted, or no verdict observed: skip, setup, error, crash, timeout)."""
+    if p.verdict == "unknown" or status not in ("pass", "reject", "fail"):
+        return None
+    return (status == "pass") == (p.verdict == "pass")
