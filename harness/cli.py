@@ -116,6 +116,13 @@ def _report_outputs(p: argparse.ArgumentParser) -> None:
                         "count grew by more than PCT percent")
 
 
+def _predict_only(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--predict-only", action="store_true", help="no VM: each cell's verdict "
+                   "predicted from its kernel's own BTF (a CO-RE break, a missing hook, "
+                   "helper or type), in seconds; exit 1 when a cell expected to pass is "
+                   "predicted to be refused")
+
+
 def _per_program(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-program", action="store_true", default=None, help="the verdict "
                    "(exit status, counts, the gate) from each program's row of a checked "
@@ -165,7 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "TOML file for every object, or a directory of NAME.setup.toml (default: "
                     "NAME.setup.toml beside each object)")
     _per_program(cp)
+    _predict_only(cp)
     _run_options(cp)
+
+    pp = sub.add_parser("predict", help="predict every program's verdict on each kernel from "
+                        "that kernel's own BTF, no VM booted (check --predict-only)")
+    pp.add_argument("paths", nargs="+", help=".bpf.o objects, .bpf.c sources, or programs "
+                    "with a libbpf skeleton inside")
+    pp.add_argument("--setup", type=Path, metavar="FILE|DIR", help="the loader set-up, as "
+                    "for check")
+    _per_program(pp)
+    _run_options(pp)
 
     qp = sub.add_parser("requirements", help="what each program of objects needs from the "
                         "kernel, and its minimum kernel (no VM)")
@@ -183,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mp = sub.add_parser("matrix", help="the bundled program suite on every kernel")
     mp.add_argument("--programs", help="glob(s) over program ids, e.g. 'security/*'")
+    _predict_only(mp)
     _run_options(mp)
 
     rep = sub.add_parser("report", help="render, merge, compare saved results")
@@ -566,6 +584,8 @@ def _take_over_stops() -> None:
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from . import session
 
+    if args.cmd == "predict":  # check --predict-only by its own name
+        args.cmd, args.predict_only = "check", True
     if args.cmd not in ("check", "run", "matrix"):  # no results to write when stopped
         _take_over_stops()
         if _EARLY:
@@ -617,7 +637,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         LIVE.kill_all()
         return _finish(Report(command=command, interrupted=True,
                               notes=["stopped before any kernel booted"]), outs)
-    report = session.execute(kernels, subjects, cfg, progress, command=command)
+    if getattr(args, "predict_only", False):
+        report = session.predict(kernels, subjects, cfg, progress, command=command)
+    else:
+        report = session.execute(kernels, subjects, cfg, progress, command=command)
     if getattr(args, "per_program", False):
         report = report.view(per_program=True)
     return _finish(report, outs)

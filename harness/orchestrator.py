@@ -21,7 +21,17 @@ from typing import Any
 from .bpfobj import verdict
 from .classify import classify
 from .config import Config
-from .decision import Context, Observation, Prediction, Splat, VMEnd, decide, unfinished
+from .decision import (
+    Context,
+    Expectation,
+    Observation,
+    Prediction,
+    Splat,
+    VMEnd,
+    decide,
+    expectation,
+    unfinished,
+)
 from .errors import ConfigError
 from .events import BootStarted, Listener, Note, RunPlanned, VMEnded, from_guest
 from .guest.protocol import PROTOCOL, Job, Task
@@ -29,6 +39,7 @@ from .kernels.cache import Cache
 from .kernels.model import KernelSpec
 from .kernels.prune import in_use_name
 from .paths import guest_pythonpath
+from .predict import Forecast, forecast, prediction_dict
 from .results import KernelInfo, Result
 from .suite import ProgramDecl
 from .versions import KernelVersion
@@ -187,9 +198,11 @@ def collect(
     console: str,
     outcome: VMOutcome,
     console_path: Path | None = None,
+    forecast: Forecast | None = None,
 ) -> tuple[KernelInfo, list[Result]]:
     """Pure: guest events + VM outcome -> KernelInfo and one Result per cell, each decided
-    once (harness/decision.py), then the object rows from their programs' results."""
+    once (harness/decision.py), then the object rows from their programs' results, each
+    beside what was predicted for it before booting (harness/predict)."""
     info = kernel_info(kernel)
     info.vm_seconds = round(outcome.seconds, 2)
     observed: list[Observation] = []
@@ -242,7 +255,16 @@ def collect(
                else Context(kernel=kernel.version, splats=splats.get(obs.subject, ())))
         kind, parent = ("program", owner.id) if owner and program is not None else ("", "")
         results.append(decide(obs, ctx).result(obs, kernel.id, kind, parent))
-    return info, object_rows(subjects, results)
+    return info, with_predictions(object_rows(subjects, results), kernel.id, forecast)
+
+
+def with_predictions(results: list[Result], kernel_id: str,
+                     forecast: Forecast | None) -> list[Result]:
+    """Each cell with the verdict predicted for it before booting and whether it held."""
+    if forecast is not None:
+        for r in results:
+            r.prediction = prediction_dict(forecast.get(kernel_id, r.subject), r.status)
+    return results
 
 
 def object_rows(subjects: list[Subject], results: list[Result]) -> list[Result]:
@@ -338,6 +360,7 @@ def run_one(
     listener: Listener,
     accel: str,
     cpus: int = 0,
+    forecast: Forecast | None = None,
 ) -> KernelRun:
     """One kernel's VM with every subject in it; cpus 0: as many as a lone guest gets."""
     cpus = cpus or plan_vms(accel, 1, config).cpus
@@ -380,7 +403,7 @@ def run_one(
     outcome, accel, req, retries, events = booted
     console_path = req.console_path
     console = console_path.read_text(errors="replace") if console_path.exists() else ""
-    info, results = collect(kernel, subjects, events, console, outcome, console_path)
+    info, results = collect(kernel, subjects, events, console, outcome, console_path, forecast)
     info.accel, info.cpus = accel, cpus
     info.notes += retries
     done = sum(r.meets_expectation for r in results)
@@ -463,13 +486,16 @@ def run_kernels(
     pool = ThreadPoolExecutor(max_workers=max(1, min(plan.jobs, len(kernels))),
                               thread_name_prefix="kernel")
     futures: dict[str, Future[KernelRun]] = {}
+    predicted: Forecast | None = None
     # a stop signal may land on any line below (it raises in this thread): from here on
     # it kills every VM, and every kernel then has a run, finished or not
     try:
+        predicted = predict_cells(kernels, {k.id: of(k) for k in kernels}, config, listener,
+                                  notes=backend.vm)
         listener(RunPlanned("", len(kernels), plan.jobs, plan.cpus, plan.accel, plan.why))
         for k in kernels:
             futures[k.id] = pool.submit(run_one, k, of(k), config, backend, workdir, listener,
-                                        accel, plan.cpus)
+                                        accel, plan.cpus, predicted)
         for k in kernels:
             runs[k.id] = _result_of(k, of(k), futures[k.id])
         LIVE.defer_stops()  # from here a stop signal waits for the results to be written
@@ -482,12 +508,67 @@ def run_kernels(
         deadline = time.monotonic() + STOP_GRACE
         for k in kernels:
             runs.setdefault(k.id, _after_stop(k, of(k), futures.get(k.id), deadline))
+            with_predictions(runs[k.id].results, k.id, predicted)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return [runs[k.id] for k in kernels], interrupted, plan
 
 
 STOP_GRACE = 3.0  # seconds the workers have to collect their killed VMs' results after a stop
+
+
+def predict_cells(kernels: list[KernelSpec], subjects_of: Mapping[str, list[Subject]],
+                  config: Config, listener: Listener, notes: bool = True) -> Forecast:
+    """Every cell's verdict predicted from its kernel's own BTF, before any boot (a
+    kernel's BTF is taken out of its image once per release, then parsed in about half a
+    second). notes: say which kernels could not be read."""
+    started = time.monotonic()
+    fc = forecast(kernels, subjects_of, Cache(config.cache_dir))
+    cells = sum(len(c) for c in fc.cells.values())
+    if notes:
+        for n in fc.notes:
+            listener(Note("", n))
+    if cells:
+        refused = sum(p.refusal for c in fc.cells.values() for p in c.values())
+        listener(Note("", f"predicted {cells} cell(s) on {len(fc.cells)} kernel(s) from "
+                          f"their BTF in {time.monotonic() - started:.1f}s ({refused} "
+                          "refusal(s) predicted)"))
+    return fc
+
+
+def predict_only(kernels: list[KernelSpec], subjects: list[Subject] | Mapping[str, list[Subject]],
+                 config: Config, listener: Listener) -> list[KernelRun]:
+    """Every cell predicted, none run (check --predict-only): status skip at stage
+    'predict', the prediction beside it. A cell expected to pass that is predicted to be
+    refused does not meet its expectation (the pre-flight gate); every other cell's
+    expectation is the skip it is."""
+    def of(k: KernelSpec) -> list[Subject]:
+        return subjects.get(k.id, []) if isinstance(subjects, Mapping) else subjects
+
+    fc = predict_cells(kernels, {k.id: of(k) for k in kernels}, config, listener)
+    runs = []
+    for k in kernels:
+        results: list[Result] = []
+        for s in of(k):
+            programs = sorted(sid[len(s.id) + 1:] for sid in fc.cells.get(k.id, {})
+                              if sid.startswith(s.id + ":")) if s.expands else []
+            for cell, program in [(s.id, None), *((f"{s.id}:{n}", n) for n in programs)]:
+                p = fc.get(k.id, cell)
+                said = f"predicted {p.short()}" if p is not None else \
+                    (f"not predicted: {s.compile_error}" if s.compile_error else
+                     "not predicted (not a BPF object the harness reads)")
+                obs = Observation(cell, "skip", "predict", f"not run (--predict-only); {said}")
+                ctx = _context(s, k, program)
+                exp = expectation(ctx, obs)
+                if p is None or not (exp.expected == "pass" and p.refusal):
+                    exp = Expectation("skip", "", "--predict-only: not run")
+                kind, parent = ("program", s.id) if program is not None else (
+                    "object" if s.expands else "", "")
+                r = decide(obs, replace(ctx, expectation=exp)).result(obs, k.id, kind, parent)
+                r.info = program is not None
+                results.append(r)
+        runs.append(KernelRun(k, kernel_info(k), with_predictions(results, k.id, fc)))
+    return runs
 
 
 def _result_of(k: KernelSpec, subjects: list[Subject], f: Future[KernelRun]) -> KernelRun:

@@ -301,6 +301,21 @@ def host_loaders() -> dict[str, str]:
     return out
 
 
+def predict(kernels: list[KernelSpec], subjects: Subjects, config: Config, progress: Progress,
+            command: Sequence[str] = ()) -> Report:
+    """Every cell predicted from its kernel's own BTF, no VM booted (check --predict-only)."""
+    from .orchestrator import predict_only
+
+    runs = predict_only(kernels, subjects, config, progress.event)
+    report = Report(command=list(command),
+                    notes=declaration_notes(_one_per_id(each_subject(subjects))))
+    report.loaders = host_loaders()
+    for run in runs:
+        report.kernels.append(run.info)
+        report.results.extend(run.results)
+    return report
+
+
 def execute(
     kernels: list[KernelSpec],
     subjects: Subjects,

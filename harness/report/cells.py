@@ -26,6 +26,18 @@ EXPECTED_REFUSAL = ("reject/fail", "🔽", "refused as expected: below its decla
                     "minimum kernel (the detail names what it needs)")
 
 
+# a cell not run, only predicted (check --predict-only): the predicted verdict, marked
+PREDICTED = {"pass": ("~pass", "🔮✅"), "reject": ("~REJECT", "🔮⛔"), "core": ("~CORE", "🔮🧩"),
+             "attach": ("~ATTACH", "🔮🪝"), "unknown": ("~?", "🔮❔")}
+PREDICTED_LEGEND = ("~", "🔮", "predicted from the kernel's BTF, not run (--predict-only): "
+                    "pass, REJECT (a missing helper, type or kfunc), CORE (a CO-RE relocation "
+                    "this kernel cannot satisfy), ATTACH (no such hook), ? (cannot tell)")
+
+
+def predicted_only(r: Result) -> bool:
+    return r.status == "skip" and r.stage == "predict" and r.prediction is not None
+
+
 def expected_refusal(r: Result) -> bool:
     return r.status in ("reject", "fail") and r.expected == "refusal" and r.as_expected
 
@@ -35,6 +47,9 @@ def term(r: Result | None) -> str:
     marks a cell that does not meet its expectation."""
     if r is None:
         return "-"
+    if predicted_only(r):
+        assert r.prediction is not None
+        return PREDICTED.get(r.prediction["verdict"], ("~?",))[0]
     if expected_refusal(r):
         return r.status
     text = STATUS.get(r.status, (r.status,))[0]
@@ -44,6 +59,9 @@ def term(r: Result | None) -> str:
 def symbol(r: Result | None) -> str:
     if r is None:
         return "·"
+    if predicted_only(r):
+        assert r.prediction is not None
+        return PREDICTED.get(r.prediction["verdict"], ("", "🔮❔"))[1]
     if r.status == "pass" and not r.meets_expectation:
         return UNEXPECTED_PASS[1]
     if expected_refusal(r):
@@ -116,7 +134,18 @@ def verdict_line(report: Report) -> str:
     rows = ""
     if has_objects(report):
         rows = " (program rows)" if report.per_program else " (object rows)"
+    if report.results and all(predicted_only(r) or r.stage == "predict" for r in report.results):
+        return (f"PREDICTED {verdict}: no kernel booted; {total - good} of {total} cells{rows} "
+                "expected to work are predicted to be refused")
     return f"{verdict}: {good} of {total} cells{rows} as expected, {total - good} not{extra}"
+
+
+def worth_explaining(r: Result) -> bool:
+    """A cell the reports explain: not a pass, and for a predicted-only cell, a verdict
+    row predicted not to pass."""
+    if predicted_only(r):
+        return not r.info and r.prediction is not None and r.prediction["verdict"] != "pass"
+    return r.status != "pass"
 
 
 def predictions(report: Report) -> list[str]:
@@ -126,8 +155,8 @@ def predictions(report: Report) -> list[str]:
     from ..versions import KernelVersion
 
     order = report.kernel_order()
-    if not order:
-        return []
+    if not order or all(r.stage == "predict" for r in report.results):
+        return []  # nothing observed to hold the minimum against
     out = []
     for s in report.subjects():
         rows = [report.cell(s, k.id) for k in order]
@@ -173,3 +202,29 @@ def difference_by_cell(report: Report) -> dict[tuple[str, str], str]:
             out[s, k.id] = (f"{s}: {g.status} on {b.id}, {r.status} on {k.id} ({what} "
                             f"difference){': ' + why if why else ''}")
     return out
+
+
+def disagreements(report: Report) -> list[str]:
+    """Cells whose observed verdict does not bear out the one predicted before booting:
+    either a bug in the prediction or a kernel surprise worth a look. Listed first in
+    every report."""
+    out = []
+    for r in report.results:
+        p = r.prediction
+        if p is None or p.get("agrees") is not False:
+            continue
+        said = p["verdict"] + (f" ({p['reason']})" if p.get("reason") else "")
+        out.append(f"{r.subject} @ {r.kernel}: predicted {said}; observed {r.status} "
+                   f"({' '.join(r.detail.split())[:200]})")
+    return out
+
+
+def prediction_summary(report: Report) -> str:
+    """'predicted before booting: 130 of 135 cells agree, 2 disagree, 3 cannot tell'."""
+    preds = [r.prediction for r in report.results if r.prediction is not None]
+    if not preds:
+        return ""
+    yes = sum(p.get("agrees") is True for p in preds)
+    no = sum(p.get("agrees") is False for p in preds)
+    return (f"predicted before booting: {yes} of {len(preds)} cells agree, {no} disagree, "
+            f"{len(preds) - yes - no} cannot tell")

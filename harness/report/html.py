@@ -100,7 +100,8 @@ def _cell_view(r: Result | None, idx: int) -> dict[str, Any]:
         "idx": idx, "r": r, "word": cells.term(r), "status": r.status,
         "unexpected": not r.meets_expectation, "stats": stats,
         "title": f"{r.subject} @ {r.kernel}: {r.status} ({r.stage})"
-                 + (f"; {cells.expectation_text(r)}" if cells.expectation_text(r) else ""),
+                 + (f"; {cells.expectation_text(r)}" if cells.expectation_text(r) else "")
+                 + (f"; predicted {r.prediction['verdict']}" if r.prediction else ""),
     }
 
 
@@ -138,6 +139,8 @@ def render_html(report: Report, title: str = "eBPF compatibility report") -> str
         colours=STATUS_COLOURS,
         causes=CAUSES,
         differences=cells.differences(report),
+        disagreements=cells.disagreements(report),
+        prediction_summary=cells.prediction_summary(report),
     )
 
 

@@ -71,6 +71,16 @@ def render_markdown(report: Report, title: str = "eBPF compatibility matrix") ->
             ""]
     if cells.has_objects(report):
         out += [cells.INFO_ROWS, ""]
+    if any(cells.predicted_only(r) for r in report.results):
+        out += [f"{cells.PREDICTED_LEGEND[1]} {cells.PREDICTED_LEGEND[2]}", ""]
+    disagree = cells.disagreements(report)
+    if disagree:  # a bug in the prediction or a kernel surprise: first
+        out += [f"### Predicted before booting, observed otherwise ({len(disagree)})", ""]
+        out += [f"- {md_cell(d)}" for d in disagree]
+        out.append("")
+    summary = cells.prediction_summary(report)
+    if summary:
+        out += [summary, ""]
     out += ["### Kernels", "", "| kernel | release | origin | accel | boot | VM |",
             "|---|---|---|---|--:|--:|"]
     for k in kinfo:

@@ -36,8 +36,15 @@ def render_matrix(report: Report, width: int = 100) -> str:
     lines.append("legend: " + " | ".join(f"{m}: {t}" for m, t in cells.legend(symbols=False)))
     if cells.has_objects(report):
         lines.append(cells.INFO_ROWS.replace("↳", "└"))
+    if any(cells.predicted_only(r) for r in report.results):
+        lines.append(f"{cells.PREDICTED_LEGEND[0]}: {cells.PREDICTED_LEGEND[2]}")
+    disagree = cells.disagreements(report)
+    if disagree:  # a bug in the prediction or a kernel surprise: first
+        lines.append("")
+        lines.append(f"predicted before booting, observed otherwise ({len(disagree)}):")
+        lines += [f" ? {d}" for d in disagree]
     explained = [r for s in subjects for k in kernels
-                 if (r := report.cell(s, k)) is not None and r.status != "pass"]
+                 if (r := report.cell(s, k)) is not None and cells.worth_explaining(r)]
     explained.sort(key=lambda r: not r.unexplained)  # the ones worth a look first
     if explained:
         lines.append("")
@@ -65,6 +72,9 @@ def render_matrix(report: Report, width: int = 100) -> str:
     if predicted:
         lines.append("predicted minimum kernel (read from the object) vs observed:")
         lines += [f"   {p}" for p in predicted]
+    summary = cells.prediction_summary(report)
+    if summary:
+        lines.append(summary)
     for note in report.notes:
         lines.append(f"note: {note}")
     bad = cells.causes(cells.not_as_expected(report))
