@@ -264,6 +264,8 @@ def with_predictions(results: list[Result], kernel_id: str,
     if forecast is not None:
         for r in results:
             r.prediction = prediction_dict(forecast.get(kernel_id, r.subject), r.status)
+            if r.unexplained and r.prediction is not None and r.prediction["agrees"]:
+                r.unexplained = False  # the kernel's own BTF explains what the table could not
     return results
 
 

@@ -234,6 +234,13 @@ def usages(code: Code, kconfig: set[str] | None = None,
                 live = live_instructions(raw, known)
                 u.core = {(s, o) for s, o in u.core if (o - f.start) // 8 in live}
             refs = _features(raw, rel, executable, kconfig or set(), u, live)
+            if live is not None:
+                # the verifier's first passes read every instruction, dead or not (a
+                # callback's address in a dead branch still needs 5.13): instruction-set
+                # features count on all the code, helpers and relocations on live code
+                whole = Usage()
+                _features(raw, rel, executable, kconfig or set(), whole)
+                u.insn = whole.insn
             callees = []
             for kind, idx, imm in refs:
                 g = target(f, kind, idx, imm)

@@ -87,7 +87,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("cgroup/getsockopt", "cgroup_sockopt", "cgroup_getsockopt"),
     ("cgroup/setsockopt", "cgroup_sockopt", "cgroup_setsockopt"),
     ("sk_lookup", "sk_lookup", "sk_lookup"), ("struct_ops", "struct_ops", ""),
-    ("netfilter", "netfilter", "netfilter"),
+    ("netfilter", "netfilter", "netfilter"), ("socket", "socket_filter", ""),
 )
 LIBBPF_SANITIZES = ("float", "decl_tag", "type_tag", "enum64")  # BTF kinds (btf.* entries)
 

@@ -50,6 +50,7 @@ def _model(path: Path, mtime: float) -> ObjectModel:
     relos = []
     weak: set[str] = set()
     kconfig: set[str] = set()
+    kfuncs: set[str] = set()
     if info.btf is not None:
         with open(path, "rb") as fh:
             elf = ELFFile(fh)
@@ -66,9 +67,12 @@ def _model(path: Path, mtime: float) -> ObjectModel:
                     weak.add(sym.name)
         for sec in info.btf.named(".kconfig", B.DATASEC):
             kconfig |= {info.btf[m.type].name for m in sec.members}
+        for sec in info.btf.named(".ksyms", B.DATASEC):
+            kfuncs |= {info.btf[m.type].name for m in sec.members
+                       if info.btf[m.type].kind == B.FUNC}
     maps = _map_types(info)
     return ObjectModel(info=info, code=load_code(path), relos=relos, kconfig=kconfig,
-                       maps=maps, weak=weak)
+                       maps=maps, weak=weak, kfuncs=kfuncs)
 
 
 def read_model(path: Path) -> ObjectModel:

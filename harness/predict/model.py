@@ -5,7 +5,8 @@ that kernel's own BTF says it has. Pure: the object and the kernel come in as da
 
 The loader, modelled:
 - every map of the object is created (libbpf creates them all, used or not), so a map
-  type the kernel lacks fails every program of the object;
+  type the kernel lacks fails every program of the object; likewise every kfunc extern
+  is resolved at load, so a kfunc the kernel lacks fails the object unless declared weak;
 - CO-RE relocations are resolved against the kernel's BTF (bpfobj/core.py); existence
   checks become constants and the branches they rule out are dead (bpfobj/flow.py), so
   what the program needs is counted on the code that can run;
@@ -92,6 +93,7 @@ class ObjectModel:
     kconfig: set[str] = field(default_factory=set)
     maps: dict[str, str] = field(default_factory=dict)  # every map: name -> type name
     weak: set[str] = field(default_factory=set)  # weak extern names
+    kfuncs: set[str] = field(default_factory=set)  # every kfunc extern (.ksyms functions)
 
 
 def _attach(section: str, program: str, target: str | None, k: KernelFacts) -> Predicted | None:
@@ -102,10 +104,8 @@ def _attach(section: str, program: str, target: str | None, k: KernelFacts) -> P
     if not name:
         return None
     if base in ("ksyscall", "kretsyscall"):
-        prefix = SYSCALL_PREFIX.get(k.arch, "")
-        if prefix and prefix + name not in k.caps.functions:
-            return Predicted("attach", f"no system call {name} ({prefix}{name}) in this "
-                             "kernel's BTF")
+        if not _has_syscall(name, k):
+            return Predicted("attach", f"no system call {name} in this kernel's BTF")
         return None
     if what is None and not target:
         return None
@@ -135,14 +135,20 @@ def _attach(section: str, program: str, target: str | None, k: KernelFacts) -> P
     event = name.rsplit("/", 1)[-1]
     if name.startswith("syscalls/sys_"):  # a system call's event, not a tracepoint of its own
         call = event.removeprefix("sys_enter_").removeprefix("sys_exit_")
-        prefix = SYSCALL_PREFIX.get(k.arch, "")
-        if prefix and prefix + call not in k.caps.functions:
-            return Predicted("attach", f"no system call {call} ({prefix}{call}) in this "
-                             "kernel's BTF, so no event {name}")
+        if not _has_syscall(call, k):
+            return Predicted("attach", f"no system call {call} in this kernel's BTF, so no "
+                             f"event {name}")
         return None
     if event not in k.caps.tracepoints:
         return Predicted("attach", f"no tracepoint {name} in this kernel")
     return None
+
+
+def _has_syscall(call: str, k: KernelFacts) -> bool:
+    """A system call by any of the names its SYSCALL_DEFINE gives its functions (the
+    architecture's wrapper, the common body): one of them is in BTF where it exists."""
+    forms = (SYSCALL_PREFIX.get(k.arch, "__x64_sys_"), "__do_sys_", "__se_sys_", "sys_")
+    return any(f + call in k.caps.functions for f in forms)
 
 
 def _table_need(kind: str, name: str, k: KernelFacts) -> Predicted | None:
@@ -174,6 +180,12 @@ def predict_object(obj: ObjectModel, k: KernelFacts,
             object_level = Predicted("reject", f"map {m}: type {mtype} not in this kernel "
                                      "(libbpf creates every map of the object)")
             break
+    # ... and resolves every kfunc extern of the object: one the kernel lacks, unless weak
+    for kf in sorted(obj.kfuncs - obj.weak):
+        flat = kf.rsplit("___", 1)[0] if "___" in kf else kf
+        if object_level is None and not k.caps.has_kfunc(flat):
+            object_level = Predicted("reject", f"kfunc {flat} not in this kernel (libbpf "
+                                     "resolves every kfunc the object declares, used or not)")
     out: dict[str, Predicted] = {}
     for name, section in obj.info.programs.items():
         if programs.get(name, {}).get("autoload") is False:

@@ -37,6 +37,8 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 TOOLS = sorted(p.name.removesuffix(".setup.toml") for p in (CORPUS / "setup").iterdir())
 KERNELS = os.environ.get("EBPF_HARNESS_TEST_KERNELS", "5.10,7.3")
+PROBES = DATA / "predict"  # one program per fact the prediction models (tests/test_predict.py)
+PROBE_FILES = ("probes.bpf.c", "unused_map.bpf.c", "kfunc.bpf.c")
 SUITE = ",".join([
     "observability/exec_trace",
     "observability/exec_count_bcc",
@@ -63,6 +65,7 @@ def run(tmp_path_factory):
     subjects = subjects_for_paths([str(DATA / "features.bpf.c"), str(DATA / "broken.bpf.c"),
                                    str(DATA / "loader_setup.bpf.c")], kernels, cfg)
     subjects += subjects_for_suite(SUITE, kernels, cfg)
+    subjects += subjects_for_paths([str(PROBES / f) for f in PROBE_FILES], kernels, cfg)
     subjects += subjects_for_paths([f"/usr/sbin/{t}" for t in TOOLS], kernels, cfg,
                                    setup=CORPUS / "setup")
     subjects.append(subject_for_command(["/usr/bin/python3", str(CORPUS / "run_tools.py"), *TOOLS],
@@ -234,3 +237,22 @@ def test_corpus_object_rows_agree_with_the_real_tools(run):
     # the set-up file gave the placeholder kprobes their target and the stack map its size
     assert "kprobe vfs_read" in report.cell("/usr/sbin/funclatency:dummy_kprobe", newest.id).detail
     assert "value_size=1016" in report.cell("/usr/sbin/offcputime:sched_switch", newest.id).detail
+
+
+def test_predictions_from_each_kernels_btf_hold_in_that_kernel(run):
+    """Every probe was predicted before booting from the kernel's own BTF (a CO-RE field
+    a kernel dropped, a guarded read, a helper and a kfunc by version, an unused map of a
+    missing type, hooks in no kernel), and each prediction held in that kernel."""
+    report, kernels, _, _ = run
+    cells = [r for r in report.results if r.parent in {str(PROBES / f) for f in PROBE_FILES}]
+    assert len(cells) == 11 * len(kernels), [r.subject for r in cells]
+    for r in cells:
+        assert r.prediction is not None, (r.subject, r.kernel)
+        assert r.prediction["agrees"] is True, (r.subject, r.kernel, r.prediction, r.status,
+                                                 r.detail)
+    newest = max(kernels, key=lambda k: k.version)
+    core = report.cell(f"{PROBES / 'probes.bpf.c'}:core_field", newest.id)
+    assert core.status == "reject" and core.prediction["verdict"] == "core"
+    assert "inet_sock.freebind" in core.prediction["reason"]
+    guarded = report.cell(f"{PROBES / 'probes.bpf.c'}:core_guarded", newest.id)
+    assert guarded.status == "pass" and guarded.prediction["verdict"] == "pass"

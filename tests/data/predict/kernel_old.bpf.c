@@ -1,0 +1,2 @@
+#define OLD 1
+#include "fake_kernel.h"
