@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .bpfobj import verdict as objverdict
 from .classify import classify
-from .guest.protocol import HINT_SWITCHED_OFF
+from .guest.protocol import HINT_NO_ATTACH_POINT, HINT_SWITCHED_OFF
 from .results import Result, VerifierInfo
 from .verifier import info_from
 from .versions import KernelVersion
@@ -98,6 +98,9 @@ class Context:
     target_given: bool = False  # the set-up file names this program's attach target
     splats: tuple[Splat, ...] = ()
     expectation: Expectation | None = None  # given outright (a pytest skip, a set-up file)
+    # a kprobe named after its own program is no function in any kernel of the run: its
+    # loader attaches it by hand (harness/predict knows every kernel's functions)
+    manual_attach: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,17 +150,32 @@ def decide(obs: Observation, ctx: Context) -> Verdict:
         # the verifier's own reason explains a rejection better than libbpf's wrapper
         detail = f"verifier: {obs.verifier.summary}"
     cause = classify(status, obs.stage, detail, obs.verifier, obs.errno, obs.hint)
+    prog = obs.subject.rpartition(":")[2]
     what = objverdict.hook(obs.section)
+    if what is None and obs.section.lstrip("?") in ("kprobe", "kretprobe"):
+        what = ("function", prog)  # a bare kprobe section: tried on its program's name
     if cause == "hook-missing" and what is not None:
         kind, name = what
-        if objverdict.is_placeholder(name) and not ctx.target_given:
+        if name == prog and ctx.manual_attach and not ctx.target_given:
             status, cause = "setup", "needs-setup"
-            prog = obs.subject.rpartition(":")[2]
+            detail = (f"attach target '{name}' is the program's own name and a function in "
+                      f"none of the kernels of this run: its loader attaches it by hand (a "
+                      f"uprobe, a function it picks); give the target in a set-up file "
+                      f"([programs.{prog}] target = \"...\"): {detail}")
+        elif objverdict.is_placeholder(name) and not ctx.target_given:
+            status, cause = "setup", "needs-setup"
             detail = (f"attach target '{name}' is a placeholder its loader replaces at run "
                       f"time; give the real one in a set-up file ([programs.{prog}] target = "
                       f"\"...\"): {detail}")
         else:
             detail = f"hook missing: {kind} '{name}' is not in this kernel: {detail}"
+    if obs.hint == HINT_NO_ATTACH_POINT and obs.section.lstrip("?").startswith("perf_event") \
+            and status == "pass" and not ctx.target_given:
+        status, cause = "setup", "needs-setup"
+        detail = (f"verified, not attached: a perf_event program runs on the events its "
+                  f"loader opens (often hardware counters, which a VM may not have), so "
+                  f"whether it works is not tested; give a software event in a set-up file "
+                  f"([programs.{prog}] target = \"cpu-clock\") to attach it here ({detail})")
     exp = expectation(ctx, obs)
     p = ctx.prediction
     refused = status in ("reject", "fail")

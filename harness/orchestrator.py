@@ -131,7 +131,7 @@ class _Follower(threading.Thread):
 
 
 def _context(subject: Subject, kernel: KernelSpec, program: str | None,
-             splats: tuple[Splat, ...] = ()) -> Context:
+             splats: tuple[Splat, ...] = (), forecast: Forecast | None = None) -> Context:
     """What decides a cell besides what happened: the declaration, the prediction read
     from the object (the whole object for a bundled program, one program of a checked
     object), the set-up file's target and the console warnings during the check."""
@@ -139,10 +139,13 @@ def _context(subject: Subject, kernel: KernelSpec, program: str | None,
     unmet = decl.unmet(kernel.version, kernel.config(), kernel.arch) if decl else None
     setup = (subject.task.get("setup") or {}).get("programs", {})
     target = bool(setup.get(program, {}).get("target")) if program else False
+    cell = f"{subject.id}:{program}" if program is not None else subject.id
+    predicted = forecast.get(kernel.id, cell) if forecast is not None else None
     return Context(kernel=kernel.version, declared_unmet=unmet,
                    declaration=f"{decl.id}/program.toml" if decl else "",
                    prediction=_prediction(subject, kernel, program),
-                   predicted_expectation=subject.expands, target_given=target, splats=splats)
+                   predicted_expectation=subject.expands, target_given=target, splats=splats,
+                   manual_attach=predicted is not None and predicted.setup)
 
 
 def _prediction(subject: Subject, kernel: KernelSpec, program: str | None) -> Prediction | None:
@@ -251,7 +254,7 @@ def collect(
         owner, program = _owner(subjects, obs.subject)
         if obs.section == "" and obs.subject in sections:
             obs = replace(obs, section=sections[obs.subject])
-        ctx = (_context(owner, kernel, program, splats.get(obs.subject, ())) if owner
+        ctx = (_context(owner, kernel, program, splats.get(obs.subject, ()), forecast) if owner
                else Context(kernel=kernel.version, splats=splats.get(obs.subject, ())))
         kind, parent = ("program", owner.id) if owner and program is not None else ("", "")
         results.append(decide(obs, ctx).result(obs, kernel.id, kind, parent))

@@ -114,3 +114,37 @@ def test_cells_the_guest_never_reported_say_why_from_how_the_vm_ended():
     v = decide(crash, Context(V510, declared_unmet="needs x"))
     # no verdict is never as expected, whatever was declared
     assert v.cause == "kernel-crash" and not as_expected(v.status, v.stage, "refusal", "declaration")
+
+
+def test_a_kprobe_named_after_its_own_program_is_set_up_only_when_no_kernel_has_it():
+    """gethostlatency's kprobe/handle_entry: no kernel function anywhere, its loader attaches
+    it to libc by hand; slabratetop's kprobe/kmem_cache_alloc: a kernel function gone on
+    7.2, a real failure there."""
+    obs = Observation("o:handle_entry", "fail", "attach", "attach kprobe/handle_entry: ENOENT",
+                      section="kprobe/handle_entry", errno=errno.ENOENT)
+    manual = decide(obs, Context(V510, manual_attach=True))
+    assert (manual.status, manual.cause) == ("setup", "needs-setup")
+    assert "[programs.handle_entry] target" in manual.detail
+    gone = decide(obs, Context(V510))
+    assert (gone.status, gone.cause) == ("fail", "hook-missing")
+    given = decide(obs, Context(V510, manual_attach=True, target_given=True))
+    assert given.status == "fail"
+
+
+def test_a_bare_kprobe_section_is_judged_on_its_program_s_name():
+    obs = Observation("o:blk_account_io_start", "fail", "attach", "attach: ENOENT",
+                      section="kprobe", errno=errno.ENOENT)
+    v = decide(obs, Context(V510))
+    assert v.status == "fail" and "function 'blk_account_io_start' is not in this kernel" in v.detail
+
+
+def test_a_perf_event_program_not_attached_says_so_instead_of_passing():
+    """llcstat: verified, but its hardware cache events were never opened; the real tool
+    fails in a VM without them. Not a pass: what was not tested, and how to test it."""
+    obs = Observation("o:on_cache_miss", "pass", "load", "verified; attach not applicable",
+                      section="perf_event", hint=HINT_NO_ATTACH_POINT)
+    v = decide(obs, Context(V510))
+    assert (v.status, v.cause) == ("setup", "needs-setup")
+    assert 'target = "cpu-clock"' in v.detail and "not tested" in v.detail
+    tc = decide(dataclasses.replace(obs, section="tc"), Context(V510))
+    assert tc.status == "pass"  # a tc program: its loader's device, attach not applicable

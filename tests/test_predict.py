@@ -147,8 +147,12 @@ def test_flavours_are_dropped_as_libbpf_documents(name: str, essential: str):
 
 def test_an_object_row_is_predicted_by_the_rule_of_the_observed_one():
     secs = {"a": "fentry/vfs_read", "b": "kprobe/vfs_read", "c": "tp/sched/x"}
-    works = object_prediction("o", {"a": Predicted("attach", "no function"),
-                                    "b": Predicted("pass"), "c": Predicted("pass")}, secs)
+    progs = {"a": Predicted("attach", "no function"), "b": Predicted("pass"),
+             "c": Predicted("pass")}
+    inferred = object_prediction("o", progs, secs)  # whether its loader falls back: unknown
+    assert inferred is not None and inferred.verdict == "unknown"
+    assert inferred.reason.startswith("works only if its loader falls back to b")
+    works = object_prediction("o", progs, secs, {"alternatives": [["a", "b"]]})
     assert works is not None and works.verdict == "pass" and "b instead of" in works.reason
     broken = object_prediction("o", {"a": Predicted("pass"), "b": Predicted("pass"),
                                      "c": Predicted("core", "CO-RE: field x.y")}, secs)

@@ -142,6 +142,10 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
     no_verdict: list[Result] = []
     notes: list[str] = []
     refused_groups: list[tuple[Group, list[Result]]] = []  # expected to be refused
+    # programs that carried a group only as an alternative inferred from the sections,
+    # the preferred one having failed: whether the object's loader falls back to them is
+    # the loader's to say, not the sections'
+    inferred_only: list[str] = []
     for g in grps:
         members = [(p, rows[p]) for p in g.programs if p in rows and not _off(rows[p])]
         if not members:
@@ -155,6 +159,9 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
             skipped = [r for p, r in members[: [p for p, _ in members].index(works)]]
             if skipped:
                 notes.append(f"{works} instead of " + ", ".join(_short(r) for r in skipped))
+                if g.inferred and not g.optional:
+                    inferred_only.append(f"{works} (in place of "
+                                         + ", ".join(_short(r) for r in skipped) + ")")
             continue
         if g.optional:
             notes.append("optional " + ", ".join(f"{p} not working ({_short(r)})"
@@ -198,6 +205,11 @@ def object_row(label: str, kernel: str, rows: dict[str, Result], sections: dict[
         return row("setup", unknown[0].stage, "needs-setup",
                    f"verdict unknown until the loader set-up is given for {names}: "
                    f"{unknown[0].detail}")
+    if inferred_only:
+        return row("setup", "attach", "needs-setup",
+                   "works only if its loader falls back to " + "; ".join(inferred_only)
+                   + ": an alternative inferred from the sections, not declared; declare it "
+                   "in a set-up file ([[alternatives]] programs = [...]) to confirm" + tail)
     return row("pass", "attach", "", f"works: {len(used)} of {total} programs in use"
                + (f"; {'; '.join(notes)}" if notes else "") + tail)
 

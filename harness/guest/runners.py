@@ -179,6 +179,11 @@ def _attach_point(prog: Any, target: str | None) -> tuple[str, Callable[[], obje
     sec = prog.section
     if target:
         return f"{sec.lstrip('?').partition('/')[0]} {target}", lambda: prog.attach_to(target)
+    if sec.lstrip("?") in ("kprobe", "kretprobe"):
+        # a bare kprobe section: libbpf-tools' loaders attach it to the function named like
+        # the program (biotop's blk_account_io_start), so that is what is tried here
+        return (f"{sec.lstrip('?')} {prog.name} (the program's name, as libbpf-tools' "
+                "loaders attach a bare kprobe section)"), lambda: prog.attach_to(prog.name)
     if manual_attach(sec):
         return sec, None
     if sec.startswith("xdp"):

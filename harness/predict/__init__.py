@@ -73,12 +73,14 @@ def forecast(kernels: Iterable[KernelSpec], subjects_of: Mapping[str, list[Any]]
     from .facts import kernel_facts, read_model
 
     out = Forecast()
+    known: list[tuple[KernelSpec, KernelFacts]] = []
     for k in kernels:
         try:
-            facts: KernelFacts = kernel_facts(k, cache)
+            known.append((k, kernel_facts(k, cache)))
         except (HarnessError, OSError) as e:
             out.notes.append(f"kernel {k.id}: no prediction ({e})")
-            continue
+    functions = frozenset().union(*(f.caps.functions for _, f in known))
+    for k, facts in known:
         cells: dict[str, Predicted] = {}
         for s in subjects_of.get(k.id, []):
             path = _object_path(s.task)
@@ -89,7 +91,7 @@ def forecast(kernels: Iterable[KernelSpec], subjects_of: Mapping[str, list[Any]]
             except (HarnessError, OSError):
                 continue  # the check itself says why it cannot be read
             setup = s.task.get("setup") or {}
-            progs = predict_object(model, facts, setup)
+            progs = predict_object(model, facts, setup, functions)
             if s.expands:
                 cells.update({f"{s.id}:{n}": p for n, p in progs.items()})
                 row = object_prediction(s.id, progs, dict(model.info.programs), setup)

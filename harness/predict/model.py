@@ -61,6 +61,7 @@ _TRAMPOLINE = ("trace_fentry", "trace_fexit", "modify_return", "lsm_mac", "lsm_c
 class Predicted:
     verdict: str  # pass | reject | core | attach | unknown
     reason: str = ""  # what decides it: "needs bpf_loop helper (not in this kernel)"
+    setup: bool = False  # unknown because its loader gives the target (a manual attach)
 
     def to_dict(self) -> dict[str, str]:
         return {"verdict": self.verdict, "reason": self.reason}
@@ -96,10 +97,14 @@ class ObjectModel:
     kfuncs: set[str] = field(default_factory=set)  # every kfunc extern (.ksyms functions)
 
 
-def _attach(section: str, program: str, target: str | None, k: KernelFacts) -> Predicted | None:
-    """An attach target the kernel lacks, None when it has it (or it cannot be told)."""
+def _attach(section: str, program: str, target: str | None, k: KernelFacts,
+            elsewhere: frozenset[str] = frozenset()) -> Predicted | None:
+    """An attach target the kernel lacks, None when it has it (or it cannot be told).
+    elsewhere: the functions of the other kernels predicted alongside."""
     base = section.lstrip("?").partition("/")[0].removesuffix(".s")
     what = objverdict.hook(section)
+    if what is None and not target and section.lstrip("?") in ("kprobe", "kretprobe"):
+        what = ("function", program)  # a bare kprobe: attached to its program's name
     name = target if target else (what[1] if what else "")
     if not name:
         return None
@@ -124,11 +129,12 @@ def _attach(section: str, program: str, target: str | None, k: KernelFacts) -> P
             return None
         if objverdict.is_placeholder(fn) and not target:
             return Predicted("unknown", f"attach target {fn} is a placeholder its loader "
-                             "replaces at run time")
+                             "replaces at run time", setup=True)
         if fn == program and not target and base.startswith(("kprobe", "kretprobe")) \
-                and fn not in k.caps.functions:
-            return Predicted("unknown", f"kprobe on {fn}, the program's own name and no "
-                             "kernel function: its loader attaches it by hand")
+                and fn not in k.caps.functions and fn not in elsewhere:
+            return Predicted("unknown", f"kprobe on {fn}, the program's own name and a "
+                             "function in none of the kernels: its loader attaches it by hand",
+                             setup=True)
         if fn not in k.caps.functions:
             return Predicted("attach", f"no function {fn} in this kernel's BTF")
         return None
@@ -161,10 +167,12 @@ def _table_need(kind: str, name: str, k: KernelFacts) -> Predicted | None:
     return None
 
 
-def predict_object(obj: ObjectModel, k: KernelFacts,
-                   setup: Mapping[str, Any] | None = None) -> dict[str, Predicted]:
+def predict_object(obj: ObjectModel, k: KernelFacts, setup: Mapping[str, Any] | None = None,
+                   elsewhere: frozenset[str] = frozenset()) -> dict[str, Predicted]:
     """program name -> its predicted verdict on kernel k. setup: the resolved set-up file
-    (bpfobj/setup.py), whose targets and autoload switches the loader applies."""
+    (bpfobj/setup.py), whose targets and autoload switches the loader applies; elsewhere:
+    the functions of the other kernels predicted alongside (a kprobe named after its own
+    program that is a function nowhere is attached by its loader, by hand)."""
     programs = (setup or {}).get("programs", {})
     resolutions = {(r.section, r.insn_off): (r, resolve(r, obj.info.btf, k.btf))
                    for r in obj.relos} if obj.info.btf is not None else {}
@@ -191,13 +199,14 @@ def predict_object(obj: ObjectModel, k: KernelFacts,
         if programs.get(name, {}).get("autoload") is False:
             continue
         out[name] = object_level or _program(name, section, used.get(name), resolutions,
-                                             helpers, k, programs.get(name, {}).get("target"))
+                                             helpers, k, programs.get(name, {}).get("target"),
+                                             elsewhere)
     return out
 
 
 def _program(name: str, section: str, u: Any, resolutions: dict[tuple[str, int],
              tuple[CoreRelo, Resolution]], helpers: dict[int, str], k: KernelFacts,
-             target: str | None) -> Predicted:
+             target: str | None, elsewhere: frozenset[str] = frozenset()) -> Predicted:
     types = program_types(section)
     if types is None:
         return Predicted("unknown", f"section {section}: libbpf cannot tell its program type")
@@ -237,7 +246,7 @@ def _program(name: str, section: str, u: Any, resolutions: dict[tuple[str, int],
         late = _table_need("insn", feat, k)
         if late is not None:
             return late
-    missing = _attach(section, name, target, k)
+    missing = _attach(section, name, target, k, elsewhere)
     if missing is not None:
         return missing
     return Predicted("pass")
