@@ -13,7 +13,7 @@ import pytest
 
 from harness.bpfobj.core import essential_name
 from harness.bpfobj.elf import read_object
-from harness.bpfobj.flow import live_instructions
+from harness.bpfobj.flow import analyse, live_instructions
 from harness.build.compile import compile_bpf
 from harness.predict import object_prediction
 from harness.predict.capabilities import capabilities
@@ -135,6 +135,28 @@ def test_a_constant_survives_a_copy_and_dies_at_a_call():
     call_between = ins(0xB7, 1, imm=0) + ins(0x85, imm=5) + ins(0x55, 1, off=1) + \
         ins(0x95) + ins(0x95)
     assert live_instructions(call_between) == {0, 1, 2, 3, 4}
+
+
+def test_a_kconfig_value_picks_the_path_and_the_context_reads_are_seen_on_it():
+    """bitesize and biolatency: LINUX_KERNEL_VERSION (libbpf's frozen .kconfig map, so the
+    verifier knows it) chooses ctx[1] below 5.11 and ctx[0] from it; below, the tool reads
+    through ctx + 8, which the verifier refuses on any program type."""
+    code = (ins(0x18, 2) + ins(0, 0)  # 0: r2 = &LINUX_KERNEL_VERSION (relocated)
+            + ins(0x61, 3, 2)  # 2: r3 = *(u32 *)(r2 + 0)
+            + ins(0xB7, 2, imm=1) + ins(0xB7, 4, imm=0x50B00)  # 3-4: r2 = 1; r4 = 5.11.0
+            + ins(0x2D, 4, 3, off=1)  # 5: if r4 > r3 goto +1
+            + ins(0xB7, 2, imm=0)  # 6: r2 = 0
+            + ins(0x67, 2, imm=3)  # 7: r2 <<= 3
+            + ins(0x0F, 1, 2)  # 8: r1 += r2
+            + ins(0x79, 7, 1)  # 9: r7 = *(u64 *)(r1 + 0)
+            + ins(0x79, 6, 1, off=16)  # 10: r6 = *(u64 *)(r1 + 16)
+            + ins(0x95))
+    old = analyse(code, kconfig={0: (5 << 16) + (10 << 8)})
+    assert old.ctx_moved and 6 not in old.live  # ctx + 8, then loads through it
+    new = analyse(code, kconfig={0: (6 << 16) + (1 << 8)})
+    assert not new.ctx_moved and 6 in new.live and new.ctx_reads == {(0, 8), (16, 8)}
+    unknown = analyse(code)  # no value: the paths disagree on r1, so no claim either way
+    assert not unknown.ctx_moved and not unknown.ctx_reads and 6 in unknown.live
 
 
 @pytest.mark.parametrize("name, essential", [

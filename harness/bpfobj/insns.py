@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from .flow import live_instructions
+from .flow import analyse
 
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)
 CALL, EXIT, JA, JCOND, END = 0x80, 0x90, 0x00, 0xE0, 0xD0
@@ -45,6 +45,9 @@ class Usage:
     count: int = 0
     # the CO-RE relocated instructions it can reach: (section name, byte offset)
     core: set[tuple[str, int]] = field(default_factory=set)
+    # (offset, size) of the loads from its context, by its entry function (with a flow)
+    ctx_reads: set[tuple[int, int]] = field(default_factory=set)
+    ctx_moved: bool = False  # it loads through its context pointer moved by a constant
 
 
 @dataclass(frozen=True)
@@ -191,11 +194,13 @@ def program_usage(path: Path, kconfig: set[str] | None = None) -> dict[str, Usag
 
 def usages(code: Code, kconfig: set[str] | None = None,
            constants: Mapping[tuple[str, int], int | None] | None = None,
-           absent: frozenset[str] = frozenset()) -> dict[str, Usage]:
+           absent: frozenset[str] = frozenset(),
+           kconfig_values: Mapping[str, int | None] | None = None) -> dict[str, Usage]:
     """name -> what the program uses on the code that can run. constants: the CO-RE
     relocated instructions, (section name, byte offset) -> the constant libbpf writes
     there (None: not a constant); absent: weak externs this kernel lacks (their address
-    is 0). Without either every instruction counts."""
+    is 0); kconfig_values: what libbpf gives each __kconfig extern on this kernel. Without
+    any of them every instruction counts."""
     funcs, data, relocs, executable = code.funcs, code.data, code.relocs, code.executable
     by_section: dict[int, list[_Func]] = {}
     for f in funcs:
@@ -215,6 +220,29 @@ def usages(code: Code, kconfig: set[str] | None = None,
         return func_at(r.shndx, byte)
 
     scanned: dict[_Func, tuple[Usage, list[_Func]]] = {}
+    flows: dict[_Func, tuple[bytes, dict[int, int], dict[int, int | None]]] = {}
+    reads_of: dict[tuple[_Func, frozenset[int]], tuple[set[tuple[int, int]], bool]] = {}
+
+    def ctx_reads(f: _Func, regs: frozenset[int], depth: int = 0
+                  ) -> tuple[set[tuple[int, int]], bool]:
+        """Loads from the context by f entered with it in regs, and by the subprograms
+        it hands the context to; and whether any of them loads through it moved."""
+        key = (f, regs)
+        if key in reads_of or f not in flows or depth > 8:
+            return reads_of.get(key, (set(), False))
+        reads_of[key] = (set(), False)  # a recursion ends here
+        raw, known, pointers = flows[f]
+        flow = analyse(raw, known, pointers, regs)
+        out, moved = set(flow.ctx_reads), bool(flow.ctx_moved)
+        for slot, passed in flow.ctx_calls.items():
+            g = target(f, "call", slot, struct.unpack_from("<i", raw, slot * 8 + 4)[0])
+            if g is not None and g != f:
+                scan(g)
+                more, more_moved = ctx_reads(g, passed, depth + 1)
+                out |= more
+                moved = moved or more_moved
+        reads_of[key] = (out, moved)
+        return out, moved
 
     def scan(f: _Func) -> tuple[Usage, list[_Func]]:
         if f not in scanned:
@@ -223,7 +251,7 @@ def usages(code: Code, kconfig: set[str] | None = None,
                    if f.start <= off < f.start + f.size}
             raw = data[f.section][f.start : f.start + f.size]
             live = None
-            if constants is not None or absent:
+            if constants is not None or absent or kconfig_values is not None:
                 sec = code.section_names.get(f.section, "")
                 here = {(off - f.start) // 8: v for (s, off), v in (constants or {}).items()
                         if s == sec and f.start <= off < f.start + f.size}
@@ -231,8 +259,13 @@ def usages(code: Code, kconfig: set[str] | None = None,
                 known = {slot: v for slot, v in here.items() if v is not None}
                 known.update({off // 8: 0 for off, r in rel.items()
                               if r.shndx < 0 and r.name in absent})
-                live = live_instructions(raw, known)
+                kvals = kconfig_values or {}
+                pointers = {off // 8: kvals.get(r.name) for off, r in rel.items()
+                            if r.shndx < 0 and r.name in (kconfig or set())}
+                flow = analyse(raw, known, pointers)
+                live = flow.live
                 u.core = {(s, o) for s, o in u.core if (o - f.start) // 8 in live}
+                flows[f] = (raw, known, pointers)
             refs = _features(raw, rel, executable, kconfig or set(), u, live)
             if live is not None:
                 # the verifier's first passes read every instruction, dead or not (a
@@ -255,6 +288,9 @@ def usages(code: Code, kconfig: set[str] | None = None,
         if f.section == code.text:
             continue  # a subprogram, counted in the programs that call it
         total, todo, seen = Usage(), [f], {f}
+        scan(f)
+        # a program gets its context in r1
+        total.ctx_reads, total.ctx_moved = ctx_reads(f, frozenset({1}))
         while todo:
             g = todo.pop()
             u, callees = scan(g)

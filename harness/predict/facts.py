@@ -39,7 +39,7 @@ def kernel_facts(kernel: KernelSpec, cache: Cache) -> KernelFacts:
             raise KernelError(f"kernel {kernel.id}: its BTF cannot be read ({e}); remove "
                               f"{path} and run again") from e
     return KernelFacts(id=kernel.id, version=kernel.version, arch=kernel.arch, btf=btf,
-                       caps=caps, config=kernel.config())
+                       caps=caps, config=kernel.config(), release=kernel.release)
 
 
 @lru_cache(maxsize=256)

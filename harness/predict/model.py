@@ -31,6 +31,7 @@ there is a disagreement the reports show first. Where the kernel's facts are mis
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,7 @@ class KernelFacts:
     btf: B.BTF
     caps: Capabilities
     config: Mapping[str, str] | None = None
+    release: str = ""  # uname -r: what libbpf reads LINUX_KERNEL_VERSION from
 
 
 @dataclass
@@ -179,7 +181,7 @@ def predict_object(obj: ObjectModel, k: KernelFacts, setup: Mapping[str, Any] | 
     constants = {key: res.value for key, (_, res) in resolutions.items()}
     absent = frozenset(w for w in obj.weak if not k.caps.has_kfunc(w)
                        and w not in k.caps.functions)
-    used = usages(obj.code, obj.kconfig, constants, absent)
+    used = usages(obj.code, obj.kconfig, constants, absent, kconfig_values(obj.kconfig, k))
     helpers = helper_names()
     # libbpf creates every map before loading any program: one it cannot create fails all
     object_level: Predicted | None = None
@@ -249,7 +251,76 @@ def _program(name: str, section: str, u: Any, resolutions: dict[tuple[str, int],
     missing = _attach(section, name, target, k, elsewhere)
     if missing is not None:
         return missing
+    args = _context_arguments(section, target, u.ctx_reads, k)
+    if args is not None:
+        return args
+    if u.ctx_moved:  # whatever the kernel: seen here because only this kernel's path has it
+        return Predicted("reject", "loads through its context pointer moved by a constant "
+                         "(ctx + N) on this kernel's path: the verifier refuses that")
     return Predicted("pass")
+
+
+def kconfig_values(names: set[str], k: KernelFacts) -> dict[str, int | None]:
+    """What libbpf gives each __kconfig extern on this kernel: LINUX_KERNEL_VERSION from
+    the release string (libbpf parses 'uname -r': Debian's 5.10.0-32-amd64 is 5.10.0), a
+    CONFIG_ option from the kernel's config (y 1, m 2, unset 0, a number as is)."""
+    out: dict[str, int | None] = {}
+    for n in names:
+        if n == "LINUX_KERNEL_VERSION":
+            nums = [int(x) for x in re.findall(r"\d+", k.release)[:3]] if k.release else []
+            out[n] = (nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255) \
+                if len(nums) == 3 else None
+        elif n.startswith("CONFIG_") and k.config is not None:
+            v = k.config.get(n)
+            out[n] = 0 if v is None or v == "n" else 1 if v == "y" else 2 if v == "m" else \
+                int(v, 0) if re.fullmatch(r"-?(0x[0-9a-fA-F]+|\d+)", v) else None
+        else:
+            out[n] = None
+    return out
+
+
+def _arguments(k: KernelFacts, base: str, name: str) -> int | None:
+    """How many arguments a BTF-typed hook has in this kernel: a tracepoint's (its
+    btf_trace_ typedef, less the hidden first one), a function's; None when not found."""
+    b = k.btf
+    if base in ("tp_btf", "raw_tp", "raw_tracepoint"):
+        found = [t for t in b.named("btf_trace_" + name) if t.kind == B.TYPEDEF]
+        proto = b.resolve(found[0].size_or_type) if found else None
+        proto = b.resolve(proto.size_or_type) if proto is not None and proto.kind == B.PTR \
+            else None
+        return len(proto.members) - 1 if proto is not None and proto.kind == B.FUNC_PROTO \
+            else None
+    funcs = [t for t in b.named(name) if t.kind == B.FUNC]
+    proto = b.resolve(funcs[0].size_or_type) if funcs else None
+    if proto is None or proto.kind != B.FUNC_PROTO:
+        return None
+    return len([m for m in proto.members if m.type != 0])  # a variadic '...' aside
+
+
+def _context_arguments(section: str, target: str | None, reads: set[tuple[int, int]],
+                       k: KernelFacts) -> Predicted | None:
+    """A BTF-typed program that reads an argument its hook does not have on this kernel:
+    the verifier refuses it (tp_btf, fentry: "func X doesn't have N-th argument"); a raw
+    tracepoint program is refused at attach instead (EINVAL), when the kernel compares
+    what it reads with the tracepoint's argument count."""
+    base, _, hook_name = section.lstrip("?").partition("/")
+    base = base.removesuffix(".s")
+    hook_name = target or hook_name
+    if not reads or not hook_name or base not in ("tp_btf", "raw_tp", "raw_tracepoint",
+                                                  "fentry", "fexit", "fmod_ret"):
+        return None
+    nargs = _arguments(k, base, hook_name)
+    if nargs is None:
+        return None
+    allowed = nargs + 1 if base == "fexit" else nargs  # fexit also reads the return value
+    top = max(off // 8 for off, _ in reads)
+    if top < allowed:
+        return None
+    what = "tracepoint" if base in ("tp_btf", "raw_tp", "raw_tracepoint") else "function"
+    said = f"reads argument {top + 1} of {what} {hook_name}, which has {nargs} in this kernel"
+    if base in ("raw_tp", "raw_tracepoint"):
+        return Predicted("attach", f"{said}: attaching fails (EINVAL)")
+    return Predicted("reject", f"{said}: the verifier refuses it")
 
 
 def combine(predictions: Mapping[str, Predicted]) -> Predicted | None:
