@@ -37,6 +37,7 @@ class ProgramDecl:
     # where an architecture needs a newer kernel than min_kernel: arch -> (minimum, what)
     # ([arch.arm64] in program.toml: fentry needs BPF trampolines, 6.0 on arm64)
     arch_min: dict[str, tuple[KernelVersion, str]] = field(default_factory=dict)
+    link: str = ""  # the BPF link type its check attaches with ('tcx'), for the prediction
 
     def minimum(self, arch: str = "amd64") -> tuple[KernelVersion | None, str]:
         """The declared minimum kernel on this architecture, and what sets it."""
@@ -67,7 +68,7 @@ class ProgramDecl:
 
 DECL_KEYS = frozenset({"domain", "description", "kind", "source", "check", "script", "attach",
                        "min_kernel", "feature", "upstream", "boot_params", "network",
-                       "kernel_config", "arch"})
+                       "kernel_config", "arch", "link"})
 ARCH_KEYS = ("min_kernel", "feature", "upstream")
 
 
@@ -123,6 +124,7 @@ def parse_decl(path: Path, root: Path) -> ProgramDecl:
         network=bool(data.get("network", False)),
         kernel_config=tuple(data.get("kernel_config", [])),
         arch_min=arch_min,
+        link=str(data.get("link", "")),
     )
 
 

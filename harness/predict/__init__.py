@@ -99,6 +99,11 @@ def forecast(kernels: Iterable[KernelSpec], subjects_of: Mapping[str, list[Any]]
                     cells[s.id] = row
             else:
                 row = combine(progs)
+                link = getattr(s.decl, "link", "") if s.decl is not None else ""
+                if row is not None and row.verdict == "pass" and link \
+                        and link not in facts.caps.link_types:
+                    row = Predicted("attach", f"its check attaches with a BPF link of type "
+                                    f"{link} (program.toml), not in this kernel")
                 if row is not None:
                     cells[s.id] = row
         out.cells[k.id] = cells
