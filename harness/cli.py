@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, inputs
 from .config import Config, load_config
@@ -189,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("paths", nargs="+", help=".bpf.o objects, .bpf.c sources, or programs "
                     "with a libbpf skeleton inside")
     qp.add_argument("--json", type=Path, help="write {objects: [{path, programs: [...]}]} here")
+    qp.add_argument("--kernels", "-k", help="also each program's verdict predicted from these "
+                    "kernels' own BTF (fetched if need be; no VM), beside the table's minimum")
+    _arch_option(qp)
+    _lock_options(qp)
+    _mirror_options(qp)
 
     rp = sub.add_parser("run", help="run a command as root inside each kernel")
     rp.add_argument("--alive", type=float, help="pass when still running after this many "
@@ -364,10 +369,40 @@ def cmd_requirements(args: argparse.Namespace) -> int:
         objects.append({"path": label, "object": str(path),
                         "programs": [p.to_dict() for p in requirements(path)]})
     sys.stdout.write(render_requirements(objects))
+    if args.kernels or args.arch:
+        sys.stdout.write(_predicted_requirements(args, cfg, objects))
     if args.json:
         write_text_atomic(args.json, json.dumps({"objects": objects}, indent=2) + "\n")
         print(f"written: {args.json}")
     return 0
+
+
+def _predicted_requirements(args: argparse.Namespace, cfg: Config,
+                            objects: list[dict[str, Any]]) -> str:
+    """Each program's verdict predicted from each kernel's own BTF, added to objects (its
+    'predicted': kernel id -> verdict and reason) and as text."""
+    from .kernels.cache import Cache
+    from .predict.facts import kernel_facts, read_model
+    from .predict.model import predict_object
+    from .session import prepare_kernels
+
+    kernels = prepare_kernels(kernel_ids(args.kernels, args.arch, cfg), cfg,
+                              Progress(quiet=True))
+    facts = [kernel_facts(k, Cache(cfg.cache_dir)) for k in kernels]
+    everywhere = frozenset().union(*(f.caps.functions for f in facts))
+    lines = ["predicted from each kernel's own BTF (harness/predict):"]
+    for obj in objects:
+        model = read_model(Path(obj["object"]))
+        per_kernel = {f.id: predict_object(model, f, elsewhere=everywhere) for f in facts}
+        lines.append(f"{obj['path']}")
+        for p in obj["programs"]:
+            p["predicted"] = {kid: got[p["name"]].to_dict() for kid, got in per_kernel.items()
+                              if p["name"] in got}
+            said = "; ".join(f"{kid} {v['verdict']}" + (f" ({v['reason']})" if v["reason"]
+                                                        else "")
+                             for kid, v in p["predicted"].items())
+            lines.append(f"  {p['name']}: {said}")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_kernels(args: argparse.Namespace, cfg: Config, progress: Progress) -> int:

@@ -256,3 +256,24 @@ def test_predictions_from_each_kernels_btf_hold_in_that_kernel(run):
     assert "inet_sock.freebind" in core.prediction["reason"]
     guarded = report.cell(f"{PROBES / 'probes.bpf.c'}:core_guarded", newest.id)
     assert guarded.status == "pass" and guarded.prediction["verdict"] == "pass"
+
+
+def test_requirements_and_predict_without_booting(tmp_path):
+    """The table's minimum and each kernel's predicted verdict side by side, and the
+    pre-flight gate: exit 1 when a cell expected to work is predicted to be refused."""
+    from tests.conftest import run_cli
+
+    probes = str(PROBES / "probes.bpf.c")
+    out = tmp_path / "req.json"
+    p = run_cli("requirements", probes, "-k", KERNELS, "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    import json
+
+    progs = {x["name"]: x for x in json.loads(out.read_text())["objects"][0]["programs"]}
+    newest = KERNELS.split(",")[-1]
+    assert progs["core_field"]["predicted"][newest]["verdict"] == "core"
+    assert progs["core_guarded"]["predicted"][newest]["verdict"] == "pass"
+    assert "core_field: " in p.stdout and "CO-RE: field inet_sock.freebind" in p.stdout
+    gate = run_cli("predict", probes, "-k", newest, "--json", str(tmp_path / "p.json"))
+    assert gate.returncode == 1, gate.stdout  # core_field is expected to work, and cannot
+    assert "PREDICTED NOT OK" in gate.stdout and "~CORE" in gate.stdout
