@@ -52,13 +52,30 @@ def _run_setup(prog_fd: int, magic: int) -> tuple[int, int]:
     return page_addr, ret
 
 
+def _occupants(start: int, size: int) -> str:
+    """The mappings of this process that overlap [start, start + size), from its maps."""
+    found = []
+    try:
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                lo, _, hi = line.split(" ", 1)[0].partition("-")
+                if int(lo, 16) < start + size and int(hi, 16) > start:
+                    found.append(" ".join(line.split()))
+    except OSError as e:
+        return f" (its maps cannot be read: {e})"
+    return f"; already mapped there: {' | '.join(found)}" if found else ""
+
+
 def check(ctx) -> str | None:
     size = ARENA_PAGES * PAGE
     addr = _libc.mmap(ARENA_USER_BASE, size, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_FIXED_NOREPLACE, ctx.obj.maps["arena"].fd, 0)
     if addr in (None, MAP_FAILED):
         err = ctypes.get_errno()
-        raise AssertionError(f"mmap of the arena at {ARENA_USER_BASE:#x}: {os.strerror(err)}")
+        # EEXIST: something of this process already sits there (seen once in three runs on
+        # 6.12/arm64); say what, so that the next occurrence names it
+        raise AssertionError(f"mmap of the arena at {ARENA_USER_BASE:#x}: {os.strerror(err)}"
+                             + _occupants(ARENA_USER_BASE, size))
     try:
         assert addr == ARENA_USER_BASE, f"arena mapped at {addr:#x}, not {ARENA_USER_BASE:#x}"
         magic = int.from_bytes(os.urandom(8), "little") >> 1
