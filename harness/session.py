@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from .bpfobj.elf import ObjectInfo
 from .build.compile import HOST_ARCH, compile_bpf
 from .build.vmlinux import vmlinux_header
 from .config import Config
-from .errors import CompileError, ConfigError
+from .errors import CompileError, ConfigError, KernelError
 from .events import FetchListener, KernelFetchFailed, KernelReady, KernelResolving
 from .kernels.cache import Cache
 from .kernels.catalog import KernelRequest, load_catalog, parse_kernel_ids
@@ -65,7 +66,23 @@ def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progr
                 starts.append(KernelResolving(req.id))
     for ev in starts:
         listener(ev)
-    return _in_parallel(jobs, listener, locked=lock is not None)
+    cache = Cache(config.cache_dir)
+    with_btf: list[tuple[str, Callable[[], KernelSpec]]] = [
+        (kid, partial(_with_btf, fn, cache)) for kid, fn in jobs]
+    return _in_parallel(with_btf, listener, locked=lock is not None)
+
+
+def _with_btf(prepare: Callable[[], KernelSpec], cache: Cache) -> KernelSpec:
+    """The kernel prepare gives, its BTF taken out of its image now (once per release, in
+    the fetch workers), so that no later run spends the seconds: predictions read it
+    before boots."""
+    from .build.vmlinux import kernel_btf
+
+    kernel = prepare()
+    if isinstance(kernel, KernelSpec):  # (a stand-in for one, in tests of the fetch plumbing)
+        with contextlib.suppress(KernelError, OSError):  # no BTF: its cells are not predicted
+            kernel_btf(kernel, cache)
+    return kernel
 
 
 def _in_parallel(jobs: list[tuple[str, Callable[[], KernelSpec]]], listener: FetchListener,

@@ -115,12 +115,15 @@ def _check(t: Try) -> None:
 
 def test_a_stop_at_any_moment_of_a_cached_run(tmp_path: Path):
     env = dict(os.environ)
-    first = time.monotonic()
-    whole = subprocess.run([_cli(), "check", str(OBJECT), "-k", KERNEL, "-q",
-                            "--json", str(tmp_path / "whole.json")], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=600)
-    span = time.monotonic() - first
-    assert whole.returncode == 0, whole.stderr[-2000:]
+    spans = []
+    for _ in range(2):  # the faster of two: a first run may do once-only work (a kernel's BTF
+        first = time.monotonic()  # taken out of its image, an object compiled)
+        whole = subprocess.run([_cli(), "check", str(OBJECT), "-k", KERNEL, "-q",
+                                "--json", str(tmp_path / "whole.json")], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=600)
+        spans.append(time.monotonic() - first)
+        assert whole.returncode == 0, whole.stderr[-2000:]
+    span = min(spans)
     rng = random.Random(int(os.environ.get("EBPF_HARNESS_STOP_SEED", "0")) or None)
     tries = []
     for i in range(TRIES):
