@@ -56,7 +56,8 @@ def render_matrix(report: Report, width: int = 100) -> str:
                 detail = detail[: width * 2 - 1] + "…"
             tag = f"{r.status}, {r.stage}, {r.cause}" if r.cause else f"{r.status}, {r.stage}"
             if r.unexplained:
-                tag = f"UNEXPLAINED: refused at or above its predicted {r.predicted}; {tag}"
+                minimum = r.predicted or "minimum kernel"  # an object row: its programs'
+                tag = f"UNEXPLAINED: refused at or above its predicted {minimum}; {tag}"
             expect = cells.expectation_text(r)
             if expect and not r.info:
                 tag += f"; {expect}"
