@@ -116,6 +116,24 @@ def _report_outputs(p: argparse.ArgumentParser) -> None:
                         "count grew by more than PCT percent")
 
 
+def _bpftrace(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bpftrace", metavar="PATH", help="the bpftrace that runs .bt scripts in "
+                   "the guest (default: bpftrace on the guest's PATH, the host's: Debian 12 "
+                   "has 0.17); e.g. a newer static build")
+
+
+def _bpftrace_path(args: argparse.Namespace) -> str | None:
+    """--bpftrace, checked: an executable file (the guest sees the host's files)."""
+    given = getattr(args, "bpftrace", None)
+    if given is None:
+        return None
+    p = Path(given).resolve()
+    if not p.is_file() or not os.access(p, os.X_OK):
+        raise ConfigError(f"--bpftrace {given}: not an executable file; give the path of a "
+                          "bpftrace binary (a static build runs in any guest)")
+    return str(p)
+
+
 def _predict_only(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predict-only", action="store_true", help="no VM: each cell's verdict "
                    "predicted from its kernel's own BTF (a CO-RE break, a missing hook, "
@@ -173,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "NAME.setup.toml beside each object)")
     _per_program(cp)
     _predict_only(cp)
+    _bpftrace(cp)
     _run_options(cp)
 
     pp = sub.add_parser("predict", help="predict every program's verdict on each kernel from "
@@ -206,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     mp = sub.add_parser("matrix", help="the bundled program suite on every kernel")
     mp.add_argument("--programs", help="glob(s) over program ids, e.g. 'security/*'")
     _predict_only(mp)
+    _bpftrace(mp)
     _run_options(mp)
 
     rep = sub.add_parser("report", help="render, merge, compare saved results")
@@ -364,17 +384,46 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     from .session import object_files
 
     cfg = _config(args)
+    scripts = [p for p in args.paths if p.endswith(".bt")]
     objects = []
-    for label, path in object_files(args.paths, cfg):
+    for label, path in object_files([p for p in args.paths if p not in scripts], cfg):
         objects.append({"path": label, "object": str(path),
                         "programs": [p.to_dict() for p in requirements(path)]})
-    sys.stdout.write(render_requirements(objects))
-    if args.kernels or args.arch:
+    out = {"objects": objects, "scripts": [_script_requirements(s) for s in scripts]}
+    if objects:
+        sys.stdout.write(render_requirements(objects))
+    for sr in out["scripts"]:
+        sys.stdout.write(_render_script(sr))
+    if objects and (args.kernels or args.arch):
         sys.stdout.write(_predicted_requirements(args, cfg, objects))
     if args.json:
-        write_text_atomic(args.json, json.dumps({"objects": objects}, indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(out, indent=2) + "\n")
         print(f"written: {args.json}")
     return 0
+
+
+def _script_requirements(path: str) -> dict[str, Any]:
+    """A bpftrace script's probe types and builtins, each with what it needs of the kernel
+    (the feature table's versions), and the highest of them: its minimum kernel."""
+    from .bpfobj.requirements import _need, summarize
+    from .bpftrace import script_needs
+
+    inputs.inspect(path)  # a script, readable, its declaration well formed
+    uses = script_needs(Path(path).read_text(errors="replace"))
+    needs = list(dict.fromkeys(_need(kind, name) for _, kn in uses for kind, name in kn))
+    top = summarize("script", "bpftrace", needs)
+    return {"path": path, "min_kernel": top.min_kernel,
+            "because": [n.describe() for n in top.because],
+            "uses": [{"construct": c, "needs": [_need(k, n).describe() for k, n in kn]}
+                     for c, kn in uses]}
+
+
+def _render_script(sr: dict[str, Any]) -> str:
+    lines = [f"{sr['path']} (bpftrace)",
+             f"  min kernel {sr['min_kernel'] or '?'}: " + (", ".join(sr["because"]) or "—")]
+    w = max([9, *(len(u["construct"]) for u in sr["uses"])])
+    lines += [f"  {u['construct'].ljust(w)}  {', '.join(u['needs'])}" for u in sr["uses"]]
+    return "\n".join(lines) + "\n\n"
 
 
 def _predicted_requirements(args: argparse.Namespace, cfg: Config,
@@ -652,7 +701,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                                           progress)
         if args.cmd == "check":
             subjects = session.by_arch(kernels, lambda ks, arch: session.subjects_for_paths(
-                args.paths, ks, cfg, args.setup, arch))
+                args.paths, ks, cfg, args.setup, arch, _bpftrace_path(args)))
             newest = max(kernels, key=lambda k: k.version) if kernels else None
             for s in session.each_subject(subjects):  # still before any VM boots
                 if s.compile_error:
@@ -661,7 +710,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                         "kernel asked for" if newest else "no kernel BTF")
         elif args.cmd == "matrix":
             subjects = session.by_arch(kernels, lambda ks, arch: session.subjects_for_suite(
-                args.programs, ks, cfg, arch=arch))
+                args.programs, ks, cfg, arch=arch, bpftrace=_bpftrace_path(args)))
         else:
             subjects = [subject]
     except KeyboardInterrupt as e:

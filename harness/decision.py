@@ -47,6 +47,7 @@ class Observation:
     duration: float | None = None
     output: str = ""
     console: str = ""
+    unmet: str = ""  # a declared requirement the guest found missing (bpftrace --info)
 
     @classmethod
     def from_event(cls, ev: dict) -> Observation:
@@ -57,7 +58,7 @@ class Observation:
                    section=str(ev.get("section", "")),
                    errno=err if isinstance(err, int) else None, hint=str(ev.get("hint", "")),
                    verifier=info_from(ev.get("verifier")), duration=ev.get("duration"),
-                   output=str(ev.get("output", "")))
+                   output=str(ev.get("output", "")), unmet=str(ev.get("unmet", "")))
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ def expectation(ctx: Context, obs: Observation) -> Expectation:
         return Expectation("skip", "setup", "switched off by the set-up file")
     if ctx.declared_unmet:
         return Expectation("refusal", "declaration", ctx.declared_unmet)
+    if obs.unmet:
+        return Expectation("refusal", "declaration", obs.unmet)
     p = ctx.prediction
     if p is not None and p.below and ctx.predicted_expectation:
         return Expectation("refusal", "prediction", below_minimum(p.needs, p.minimum,

@@ -10,7 +10,9 @@ An input is a regular file and one of:
 - a BPF ELF object (``e_machine == EM_BPF``) with at least one program: a section that
   holds code (SHF_EXECINSTR, not empty) other than ``.text``, which holds only
   subprograms;
-- an ELF program that embeds such an object (a libbpf skeleton, e.g. /usr/sbin/execsnoop).
+- an ELF program that embeds such an object (a libbpf skeleton, e.g. /usr/sbin/execsnoop);
+- a bpftrace script (``.bt``): text, with a well-formed declaration if it has one
+  (harness/bpftrace.py).
 
 A directory is an error that says to give the files; so is an output path (``--json``,
 ``-o``, ...) that is a directory. Each refusal is a ConfigError (a CompileError for a
@@ -30,10 +32,11 @@ from pathlib import Path
 from .build.skeleton import EM_BPF, embedded_objects
 from .errors import CompileError, ConfigError
 
-SOURCE, OBJECT, PROGRAM = "source", "object", "program"
+SOURCE, OBJECT, PROGRAM, SCRIPT = "source", "object", "program", "bpftrace"
 SHF_EXECINSTR = 0x4
 _ELF = b"\x7fELF"
-_GIVE = "give a compiled .bpf.o, a .bpf.c source or a program with a libbpf skeleton inside"
+_GIVE = ("give a compiled .bpf.o, a .bpf.c source, a program with a libbpf skeleton inside "
+         "or a bpftrace script (.bt)")
 # clang's first error when a type, field or name is missing: a newer kernel's vmlinux.h
 # may have it, so such a source is refused only once the newest requested kernel's fails
 _KERNEL_NAMES = ("unknown type name", "incomplete", "no member named", "undeclared",
@@ -46,7 +49,7 @@ class Input:
 
     raw: str  # as given on the command line: the subject's label
     path: Path
-    kind: str  # SOURCE | OBJECT | PROGRAM
+    kind: str  # SOURCE | OBJECT | PROGRAM | SCRIPT
     objects: tuple[bytes, ...] = ()  # PROGRAM: the BPF objects it embeds
 
 
@@ -62,6 +65,8 @@ def inspect(raw: str) -> Input:
         raise ConfigError(f"{raw}: not a regular file; {_GIVE}")
     if p.suffix == ".c":
         return Input(raw, p, SOURCE)
+    if p.suffix == ".bt":
+        return _script(raw, p)
     try:
         with open(p, "rb") as fh:
             head = fh.read(512)
@@ -73,6 +78,23 @@ def inspect(raw: str) -> Input:
     if problem:
         raise ConfigError(f"{raw}: {problem}")
     return Input(raw, p, kind, objects)
+
+
+def _script(raw: str, p: Path) -> Input:
+    """A bpftrace script: text, not empty, its declaration (if any) well formed."""
+    from .bpftrace import read_declaration
+
+    try:
+        head = p.read_bytes()[:512]
+    except OSError as e:
+        raise ConfigError(f"{raw}: cannot read it ({e.strerror or e}); check its "
+                          "permissions") from e
+    if not head.strip():
+        raise ConfigError(f"{raw}: is empty; give a bpftrace script")
+    if not _is_text(head):
+        raise ConfigError(f"{raw}: is not text, so not a bpftrace script")
+    read_declaration(p)  # a wrong declaration is refused here, before any kernel
+    return Input(raw, p, SCRIPT)
 
 
 def inspect_all(paths: Sequence[str]) -> list[Input]:

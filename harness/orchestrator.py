@@ -71,6 +71,7 @@ class Subject:
     # what each program needs and its inferred minimum kernel (bpfobj.requirements),
     # program name -> ProgramNeeds; host-side only, never sent to the guest
     needs: dict[str, Any] = field(default_factory=dict)
+    script: Any = None  # a bpftrace script's own declaration (harness.bpftrace.ScriptDecl)
 
 
 @dataclass
@@ -137,12 +138,15 @@ def _context(subject: Subject, kernel: KernelSpec, program: str | None,
     object), the set-up file's target and the console warnings during the check."""
     decl = subject.decl
     unmet = decl.unmet(kernel.version, kernel.config(), kernel.arch) if decl else None
+    if unmet is None and subject.script is not None:
+        unmet = subject.script.unmet(kernel.version, kernel.arch)
     setup = (subject.task.get("setup") or {}).get("programs", {})
     target = bool(setup.get(program, {}).get("target")) if program else False
     cell = f"{subject.id}:{program}" if program is not None else subject.id
     predicted = forecast.get(kernel.id, cell) if forecast is not None else None
     return Context(kernel=kernel.version, declared_unmet=unmet,
-                   declaration=f"{decl.id}/program.toml" if decl else "",
+                   declaration=f"{decl.id}/program.toml" if decl else
+                   (subject.script.source if subject.script is not None else ""),
                    prediction=_prediction(subject, kernel, program),
                    predicted_expectation=subject.expands, target_given=target, splats=splats,
                    manual_attach=predicted is not None and predicted.setup)
@@ -222,6 +226,8 @@ def collect(
                 info.notes.append(f"guest reports release {ev['release']}")
         elif kind == "result" and ev.get("subject"):
             observed.append(Observation.from_event(ev))
+            if isinstance(ev.get("bpftrace_info"), dict):  # what bpftrace --info said
+                info.features.setdefault("bpftrace", ev["bpftrace_info"])
     seen = {o.subject for o in observed}
     splats = _splats(events, console, info)
     # every expected cell without a verdict gets one that says why, from what the VM did:

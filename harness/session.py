@@ -223,17 +223,20 @@ def host_vmlinux(config: Config) -> Path | None:
 
 
 def subjects_for_paths(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
-                       setup: Path | None = None, arch: str = HOST_ARCH) -> list[Subject]:
+                       setup: Path | None = None, arch: str = HOST_ARCH,
+                       bpftrace: str | None = None) -> list[Subject]:
     """One subject per object (a source compiled for kernels of architecture arch); with
     setup (a file, or a directory of NAME.setup.toml), or a NAME.setup.toml beside the
-    object, set up as its loader would."""
-    return [_with_setup(s, Path(raw), setup)
-            for raw, s in _subjects(paths, kernels, config, arch=arch)]
+    object, set up as its loader would. bpftrace: the binary that runs .bt scripts in the
+    guest (default: the one on the guest's PATH, the host's)."""
+    return [s if s.task.get("kind") == "bpftrace" else _with_setup(s, Path(raw), setup)
+            for raw, s in _subjects(paths, kernels, config, arch=arch, bpftrace=bpftrace)]
 
 
 def _subjects(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
-              vmlinux: Path | None = None, arch: str = HOST_ARCH) -> list[tuple[str, Subject]]:
-    from .inputs import OBJECT, SOURCE, inspect_all
+              vmlinux: Path | None = None, arch: str = HOST_ARCH,
+              bpftrace: str | None = None) -> list[tuple[str, Subject]]:
+    from .inputs import OBJECT, SCRIPT, SOURCE, inspect_all
 
     subjects = []
     for found in inspect_all(paths):  # every path checked (inputs.py) before any is used
@@ -242,6 +245,12 @@ def _subjects(paths: Sequence[str], kernels: list[KernelSpec], config: Config,
             obj, err = _compile(found.path, kernels, config, vmlinux, arch)
             task = {"kind": "object", "path": str(obj) if obj else ""}
             subjects.append((raw, Subject(label, task, compile_error=err, expands=True)))
+        elif found.kind == SCRIPT:
+            from .bpftrace import read_declaration, task_for
+
+            decl = read_declaration(found.path)
+            subjects.append((raw, Subject(label, task_for(found.path, decl, bpftrace),
+                                          script=decl)))
         elif found.kind == OBJECT:
             subjects.append((raw, Subject(label, {"kind": "object",
                                                   "path": str(found.path.resolve())},
@@ -268,7 +277,13 @@ def _store_object(data: bytes, config: Config) -> Path:
 
 
 def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Config,
-                     arch: str = HOST_ARCH) -> Subject:
+                     arch: str = HOST_ARCH, bpftrace: str | None = None) -> Subject:
+    if decl.kind == "bpftrace":
+        from .bpftrace import read_declaration, task_for
+
+        assert decl.script is not None
+        return Subject(decl.id, task_for(decl.script, read_declaration(decl.script), bpftrace),
+                       decl=decl, network=decl.network, boot_params=decl.boot_params)
     if decl.kind == "bcc":
         task: dict[str, Any] = {"kind": "bcc", "script": str(decl.script), "cwd": str(decl.dir)}
         return Subject(decl.id, task, decl=decl, network=decl.network,
@@ -283,9 +298,10 @@ def subject_for_decl(decl: ProgramDecl, kernels: list[KernelSpec], config: Confi
 
 
 def subjects_for_suite(pattern: str | None, kernels: list[KernelSpec], config: Config,
-                       root: Path | None = None, arch: str = HOST_ARCH) -> list[Subject]:
+                       root: Path | None = None, arch: str = HOST_ARCH,
+                       bpftrace: str | None = None) -> list[Subject]:
     decls = discover(root, pattern) if root else discover(pattern=pattern)
-    return [subject_for_decl(d, kernels, config, arch) for d in decls]
+    return [subject_for_decl(d, kernels, config, arch, bpftrace) for d in decls]
 
 
 def subject_for_command(argv: Sequence[str], alive: float | None, network: bool,

@@ -23,7 +23,7 @@ class ProgramDecl:
     dir: Path
     domain: str
     description: str
-    kind: str  # "libbpf" | "bcc"
+    kind: str  # "libbpf" | "bcc" | "bpftrace"
     source: Path | None
     check: Path | None
     script: Path | None
@@ -98,6 +98,10 @@ def parse_decl(path: Path, root: Path) -> ProgramDecl:
         raise ConfigError(f"{path}: a libbpf program needs 'source = \"<name>.bpf.c\"'")
     if kind == "bcc" and not data.get("script"):
         raise ConfigError(f"{path}: a bcc program needs 'script = \"<name>.py\"'")
+    if kind == "bpftrace" and not data.get("script"):
+        raise ConfigError(f"{path}: a bpftrace program needs 'script = \"<name>.bt\"'")
+    if kind not in ("libbpf", "bcc", "bpftrace"):
+        raise ConfigError(f"{path}: kind must be libbpf, bcc or bpftrace, not {kind!r}")
     mk = data.get("min_kernel")
     arch_min: dict[str, tuple[KernelVersion, str]] = {}
     check_keys(data.get("arch", {}), ARCHES, str(path), "arch")

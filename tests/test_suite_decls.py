@@ -13,7 +13,7 @@ from harness.suite import discover
 
 def test_the_bundled_suite_parses():
     decls = discover()
-    assert len(decls) == 27
+    assert len(decls) == 34  # 27 libbpf and BCC programs, 7 bpftrace scripts
     assert {d.domain for d in decls} == {"observability", "security", "networking"}
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from . import runners
+from . import bpftrace, runners
 from .protocol import PROTOCOL, RESULTS_DIR_ENV
 
 
@@ -220,6 +220,7 @@ def run_task(task: dict, send, job: dict) -> None:
         "program": runners.run_program,
         "command": runners.run_command,
         "bcc": runners.run_bcc,
+        "bpftrace": bpftrace.run_bpftrace,
     }.get(kind)
     if fn is None:
         send({"event": "result", "subject": task.get("subject", kind), "status": "error",

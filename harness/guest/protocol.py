@@ -42,11 +42,12 @@ HINTS = (HINT_SWITCHED_OFF, HINT_NO_ATTACH_POINT)
 class Task(TypedDict):
     """One check. ``kind`` selects the runner; the other keys are the runner's."""
 
-    kind: Literal["object", "program", "command", "bcc"]
+    kind: Literal["object", "program", "command", "bcc", "bpftrace"]
     subject: str
     timeout: NotRequired[float]
     # object: path, setup; program: object, check, attach; command: argv, alive, cwd,
-    # env, command_timeout; bcc: script, args, cwd
+    # env, command_timeout; bcc: script, args, cwd; bpftrace: script, bpftrace, requires,
+    # trigger, expect, settle, cwd, command_timeout
     path: NotRequired[str]
     setup: NotRequired[dict[str, Any]]
     object: NotRequired[str]
@@ -60,6 +61,11 @@ class Task(TypedDict):
     script: NotRequired[str]
     args: NotRequired[list[str]]
     reads: NotRequired[list[str]]  # other host files a command reads (named in its argv)
+    bpftrace: NotRequired[str]  # the bpftrace binary to run a script with
+    requires: NotRequired[list[str]]  # bpftrace --info features the script needs
+    trigger: NotRequired[list[str]]  # argv run once every probe is attached
+    expect: NotRequired[str]  # a regex the script's output must match
+    settle: NotRequired[float]  # seconds to wait after attaching
 
 
 class Job(TypedDict):
@@ -88,6 +94,8 @@ class ResultEvent(TypedDict):
     verifier: NotRequired[dict[str, Any]]
     output: NotRequired[str]
     traceback: NotRequired[str]
+    unmet: NotRequired[str]  # a declared requirement this kernel lacks (bpftrace --info)
+    bpftrace_info: NotRequired[dict[str, dict[str, str]]]  # `bpftrace --info`, by section
 
 
 class PlanEvent(TypedDict):

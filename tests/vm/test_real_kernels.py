@@ -39,12 +39,15 @@ TOOLS = sorted(p.name.removesuffix(".setup.toml") for p in (CORPUS / "setup").it
 KERNELS = os.environ.get("EBPF_HARNESS_TEST_KERNELS", "5.10,7.3")
 PROBES = DATA / "predict"  # one program per fact the prediction models (tests/test_predict.py)
 PROBE_FILES = ("probes.bpf.c", "unused_map.bpf.c", "kfunc.bpf.c")
+SCRIPTS = DATA / "bpftrace"  # bpftrace scripts: one per stage a script can fail at, one passing
+SCRIPT_FILES = ("syntax.bt", "missing_probe.bt", "kfunc_later.bt")
 SUITE = ",".join([
     "observability/exec_trace",
     "observability/exec_count_bcc",
     "observability/bpf_loop_demo",
     "security/lsm_file_open",
     "networking/xdp_drop_udp",
+    "security/exec_audit_bt",
 ])
 
 
@@ -66,6 +69,7 @@ def run(tmp_path_factory):
                                    str(DATA / "loader_setup.bpf.c")], kernels, cfg)
     subjects += subjects_for_suite(SUITE, kernels, cfg)
     subjects += subjects_for_paths([str(PROBES / f) for f in PROBE_FILES], kernels, cfg)
+    subjects += subjects_for_paths([str(SCRIPTS / f) for f in SCRIPT_FILES], kernels, cfg)
     subjects += subjects_for_paths([f"/usr/sbin/{t}" for t in TOOLS], kernels, cfg,
                                    setup=CORPUS / "setup")
     subjects.append(subject_for_command(["/usr/bin/python3", str(CORPUS / "run_tools.py"), *TOOLS],
@@ -277,3 +281,23 @@ def test_requirements_and_predict_without_booting(tmp_path):
     gate = run_cli("predict", probes, "-k", newest, "--json", str(tmp_path / "p.json"))
     assert gate.returncode == 1, gate.stdout  # core_field is expected to work, and cannot
     assert "PREDICTED NOT OK" in gate.stdout and "~CORE" in gate.stdout
+
+
+def test_bpftrace_scripts_get_staged_verdicts(run):
+    """A script that does not parse (compile), one whose probe no kernel has (attach, the
+    probe named), one that sees its trigger's event (pass), and the bundled exec audit
+    script seeing /bin/true run; bpftrace --info kept per kernel."""
+    report, kernels, _, _ = run
+    for k in kernels:
+        syntax = report.cell(str(SCRIPTS / "syntax.bt"), k.id)
+        assert (syntax.status, syntax.stage) == ("fail", "compile"), syntax.detail
+        missing = report.cell(str(SCRIPTS / "missing_probe.bt"), k.id)
+        assert (missing.status, missing.stage) == ("fail", "attach"), missing.detail
+        assert "ebpf_harness_no_such_function" in missing.detail
+        later = report.cell(str(SCRIPTS / "kfunc_later.bt"), k.id)
+        assert (later.status, later.stage) == ("pass", "behavior"), later.detail
+        assert "read by cat" in later.output
+        audit = report.cell("security/exec_audit_bt", k.id)
+        assert audit.status == "pass" and "exec /bin/true by uid 0" in audit.output, audit.detail
+        info = report.kernel(k.id)
+        assert info is not None and info.features["bpftrace"]["Probe types"]["kprobe"] == "yes"
