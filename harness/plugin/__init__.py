@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .fixtures import bpf, kernel, netns, trigger  # noqa: F401  (fixtures)
+from .fixtures import bpf, bpftrace, kernel, netns, trigger  # noqa: F401  (fixtures)
 from .selection import KernelRef, min_kernel_decision, no_match_reason, select
 
 KERNEL_KEY = pytest.StashKey[list[KernelRef]]()

@@ -1,4 +1,4 @@
-"""Fixtures for tests that run inside a kernel: kernel, bpf, netns, trigger."""
+"""Fixtures for tests that run inside a kernel: kernel, bpf, bpftrace, netns, trigger."""
 
 from __future__ import annotations
 
@@ -212,6 +212,55 @@ def bpf(request: pytest.FixtureRequest) -> Iterator[Bpf]:
         yield b
     finally:
         b.close()
+
+
+@dataclass(frozen=True)
+class BpftraceRun:
+    """What a bpftrace script did in this kernel: the staged verdict of `check`."""
+
+    status: str  # pass | reject | fail | timeout | error
+    stage: str  # compile | load | attach | behavior | run
+    detail: str
+    output: str
+    unmet: str = ""  # a declared requirement bpftrace --info says this kernel lacks
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "pass"
+
+
+class Bpftrace:
+    """``bpftrace.run("x.bt", trigger=[...], expect="regex")`` inside the guest: the script
+    run as `check` runs it (guest/bpftrace.py), its verdict returned."""
+
+    def __init__(self, base: Path, binary: str | None = None) -> None:
+        self.base = base
+        self.binary = binary
+
+    def run(self, script: str | os.PathLike[str], trigger: list[str] | None = None,
+            expect: str = "", requires: list[str] | None = None, settle: float = 1.0,
+            timeout: float = 120.0) -> BpftraceRun:
+        from ..guest.bpftrace import run_bpftrace
+
+        path = Path(script)
+        path = path if path.is_absolute() else self.base / path
+        task: dict[str, Any] = {"subject": str(path), "script": str(path), "settle": settle,
+                                "trigger": list(trigger or []), "expect": expect,
+                                "requires": list(requires or []), "cwd": str(path.parent),
+                                "command_timeout": timeout}
+        if self.binary:
+            task["bpftrace"] = self.binary
+        events: list[dict[str, Any]] = []
+        run_bpftrace(task, lambda ev: events.append(dict(ev)), {"check_timeout": timeout})
+        res = next(ev for ev in reversed(events) if ev.get("event") == "result")
+        return BpftraceRun(str(res["status"]), str(res["stage"]), str(res["detail"]),
+                           str(res.get("output", "")), str(res.get("unmet", "")))
+
+
+@pytest.fixture
+def bpftrace(request: pytest.FixtureRequest) -> Bpftrace:
+    _guest(request)
+    return Bpftrace(Path(request.path).parent)
 
 
 class NetNS:

@@ -63,6 +63,14 @@ def test_bpf_fixture_set_up_as_the_loader_would(kernel, bpf):
     assert all(p.links for p in obj.programs.values())  # both attached
 
 
+def test_bpftrace_fixture_sees_its_trigger(kernel, bpftrace, tmp_path):
+    script = tmp_path / "exec.bt"
+    script.write_text(r'tracepoint:syscalls:sys_enter_execve {{ printf("exec %s\\n", '
+                      r'str(args->filename)); }}')
+    run = bpftrace.run(script, trigger=["/bin/true"], expect="exec /bin/true")
+    assert run.ok and run.stage == "behavior", run.detail
+
+
 def test_bpf_fixture_skips_below_the_objects_minimum(kernel, bpf):
     # nothing declared: below the minimum read from the object, a rejection is a skip
     bpf.load(FEATURES)
@@ -109,6 +117,7 @@ def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeyp
         assert f"test_body_runs_in_the_guest[{k}] PASSED" in text
         assert f"test_bpf_fixture_ring_buffer[{k}] PASSED" in text
         assert f"test_bpf_fixture_set_up_as_the_loader_would[{k}] PASSED" in text
+        assert f"test_bpftrace_fixture_sees_its_trigger[{k}] PASSED" in text
         assert f"test_failure_comes_back_rewritten[{k}] FAILED" in text
     # the assertion was rewritten inside the guest; its message reached the host
     r.stdout.fnmatch_lines(["*AssertionError: deliberate failure*", "*assert * == 99*"])
