@@ -163,3 +163,14 @@ def test_the_attached_marker_goes_where_bpftrace_allows_it(tmp_path: Path, text:
         assert got.startswith(text) and got.rstrip().endswith("}") and MARKER in got
     else:
         assert path == str(s)
+
+
+def test_a_header_that_does_not_fit_this_kernel_is_named():
+    """tcpdrop.bt on 7.2: its #include <net/sock.h> no longer compiles against the kernel's
+    headers; bpftrace prints clang's error and no ERROR line of its own."""
+    text = ("Attaching 0 probes...\n/lib/modules/7.2.13+deb14-amd64/source/include/net/"
+            "sock.h:1836:32: error: no member named 'slock' in 'struct sock'\n")
+    status, stage, detail, _ = classify_output(text, 1, False)
+    assert (status, stage) == ("fail", "compile")
+    assert detail.startswith("the script's C declarations do not compile in this kernel's "
+                             "headers: /lib/modules/7.2.13")

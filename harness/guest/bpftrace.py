@@ -120,6 +120,14 @@ def classify_output(text: str, code: int | None, attached: bool) -> tuple[str, s
     status, None when still running; attached: it printed 'Attaching N probes'). Pure."""
     lines = [ln.rstrip() for ln in text.splitlines()]
     errors = [ln for ln in lines if "ERROR" in ln or ln.lower().startswith(("error", "failed"))]
+    # clang's own errors, while bpftrace compiles the script's #includes: against this
+    # kernel's headers when the file is under /lib/modules or /usr/src
+    clang = [ln for ln in lines if re.search(r":\d+:\d+: (?:fatal )?error: ", ln)]
+    if not errors and clang:
+        where = " in this kernel's headers" if clang[0].startswith(("/lib/modules/",
+                                                                   "/usr/src/")) else ""
+        return "fail", "compile", f"the script's C declarations do not compile{where}: " \
+            f"{' '.join(clang[0].split())[:360]}", ""
     first = errors[0] if errors else next((ln for ln in reversed(lines) if ln.strip()), "")
     low = "\n".join(errors).lower() if errors else first.lower()
     why = _POSITIONED.match(first)
