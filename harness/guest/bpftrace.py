@@ -158,6 +158,8 @@ class _Reader(threading.Thread):
         self.attached = threading.Event()  # it said how many probes it attaches
         self.all_attached = threading.Event()  # the marker came: every one is attached
         self.changed = threading.Condition()
+        self.started = time.monotonic()
+        self.timing: dict[str, float] = {}  # seconds from start: 'compiled', 'attached'
 
     def run(self) -> None:
         assert self.proc.stdout is not None
@@ -165,10 +167,12 @@ class _Reader(threading.Thread):
             line = raw.decode(errors="replace").rstrip("\n").replace(*self.names)
             with self.changed:
                 if line == MARKER:
+                    self.timing.setdefault("attached", time.monotonic() - self.started)
                     self.all_attached.set()
                 else:
                     self.lines.append(line)
-                if _ATTACHING.match(line):
+                if _ATTACHING.match(line):  # parsed, checked, code generated: loading next
+                    self.timing.setdefault("compiled", time.monotonic() - self.started)
                     self.attached.set()
                 self.changed.notify_all()
 
@@ -276,6 +280,10 @@ def run_bpftrace(task: dict, send: Send, job: dict) -> None:
         seen = bool(re.search(expect, text, re.MULTILINE))  # printed at END (a histogram)
     n = reader.attached.is_set() and _ATTACHING.search(text)
     probes = f"{n.group(1)} probe(s) attached" if n else "attached"
+    took = reader.timing
+    if "compiled" in took and "attached" in took:  # where the time went
+        probes += (f" ({took['compiled']:.1f}s to compile, "
+                   f"{took['attached'] - took['compiled']:.1f}s to load and attach)")
     if code not in (0, None) and not seen:
         status, stage, detail, log = classify_output(text, code, True)
         result(status, stage, detail, text,  # type: ignore[arg-type]
