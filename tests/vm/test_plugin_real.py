@@ -130,7 +130,7 @@ def test_user_test_file_on_two_kernels(pytester: pytest.Pytester, setup, monkeyp
     assert f"test_bpf_fixture_skips_below_the_objects_minimum[{oldest.id}] SKIPPED" in text
     assert f"test_bpf_fixture_skips_below_the_objects_minimum[{newest.id}] PASSED" in text
     r.stdout.fnmatch_lines(["*needs bpf_loop helper (5.17) (>= 5.17); this kernel is 5.10*"])
-    r.assert_outcomes(passed=9, failed=4, skipped=1)
+    r.assert_outcomes(passed=11, failed=4, skipped=1)
     crashed = r.stdout.str().split(f"test_zz_crash_on_the_oldest[{oldest.id}]", 1)[1]
     assert "kernel crashed" in crashed
     import json
