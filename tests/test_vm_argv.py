@@ -2,7 +2,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from harness.vm.accel import choose_accel, cpu_has_virt, kvm_usable
+from harness.vm.accel import choose_accel, cpu_has_virt, creates_vm, kvm_usable
 from harness.vm.argv import (
     GUEST_PYTHONPATH,
     GUEST_RESULTS,
@@ -62,6 +62,20 @@ def test_kvm_needs_more_than_the_device_node(tmp_path):
     assert kvm_usable(dev, cpu)
     assert not kvm_usable(tmp_path / "absent", cpu)
     assert cpu_has_virt("flags: svm") and not cpu_has_virt("flags: sse")
+
+
+def test_kvm_on_an_arm64_host_is_a_device_that_creates_a_vm(tmp_path):
+    # an arm64 /proc/cpuinfo says nothing of EL2: the device is asked to create a VM
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    cpu = tmp_path / "cpuinfo"
+    cpu.write_text("processor: 0\nFeatures\t: fp asimd evtstrm aes\n")
+    assert kvm_usable(dev, cpu, machine="aarch64", vm_test=lambda d: True)
+    assert not kvm_usable(dev, cpu, machine="aarch64", vm_test=lambda d: False)
+    assert not kvm_usable(tmp_path / "absent", cpu, machine="aarch64", vm_test=lambda d: True)
+    assert not kvm_usable(dev, cpu, machine="x86_64", vm_test=lambda d: True)  # flags decide
+    # a file that is not KVM answers no ioctl: never taken for KVM
+    assert not creates_vm(dev)
 
 
 def test_choose_accel():
