@@ -31,6 +31,7 @@ from .vm.backend import LIVE, Stopped, kill_descendants, stop_on_signals
 if TYPE_CHECKING:
     from .kernels.catalog import Catalog, KernelRequest
     from .kernels.lock import LockedRoot, LockFile
+    from .kernels.model import KernelSpec
     from .kernels.trees import TreeMeta
 
 
@@ -122,8 +123,10 @@ def _bpftrace(p: argparse.ArgumentParser) -> None:
                    "has 0.17); e.g. a newer static build")
 
 
-def _bpftrace_path(args: argparse.Namespace) -> str | None:
-    """--bpftrace, checked: an executable file (the guest sees the host's files)."""
+def _bpftrace_path(args: argparse.Namespace, arch: str,
+                   kernels: list[KernelSpec]) -> str | None:
+    """--bpftrace, checked before any boot: an executable file (the guest sees the host's
+    files) built for the architecture of the columns it runs in."""
     given = getattr(args, "bpftrace", None)
     if given is None:
         return None
@@ -131,6 +134,9 @@ def _bpftrace_path(args: argparse.Namespace) -> str | None:
     if not p.is_file() or not os.access(p, os.X_OK):
         raise ConfigError(f"--bpftrace {given}: not an executable file; give the path of a "
                           "bpftrace binary (a static build runs in any guest)")
+    why = inputs.executable_refusal(p, arch, [k.id for k in kernels])
+    if why:
+        raise ConfigError(f"--bpftrace {given}: {why}")
     return str(p)
 
 
@@ -701,7 +707,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                                           progress)
         if args.cmd == "check":
             subjects = session.by_arch(kernels, lambda ks, arch: session.subjects_for_paths(
-                args.paths, ks, cfg, args.setup, arch, _bpftrace_path(args)))
+                args.paths, ks, cfg, args.setup, arch, _bpftrace_path(args, arch, ks)))
             newest = max(kernels, key=lambda k: k.version) if kernels else None
             for s in session.each_subject(subjects):  # still before any VM boots
                 if s.compile_error:
@@ -710,7 +716,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                         "kernel asked for" if newest else "no kernel BTF")
         elif args.cmd == "matrix":
             subjects = session.by_arch(kernels, lambda ks, arch: session.subjects_for_suite(
-                args.programs, ks, cfg, arch=arch, bpftrace=_bpftrace_path(args)))
+                args.programs, ks, cfg, arch=arch, bpftrace=_bpftrace_path(args, arch, ks)))
         else:
             subjects = [subject]
     except KeyboardInterrupt as e:

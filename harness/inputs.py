@@ -164,6 +164,31 @@ def _elf_header(data: bytes) -> tuple[str | int, str | int] | str:
         return str(e) or type(e).__name__
 
 
+# Debian architecture -> the ELF machine its executables carry
+_ARCH_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
+
+
+def executable_refusal(path: Path, arch: str, columns: list[str]) -> str | None:
+    """Why the ELF executable `path` cannot run in guests of Debian architecture `arch`
+    (the columns named), or None: a script or an executable of that architecture."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        return f"{path}: cannot be read ({e.strerror or e})"
+    if not head.startswith(b"\x7fELF"):
+        return None  # a script: its interpreter is the guest's
+    header = _elf_header(head)
+    if isinstance(header, str):
+        return None
+    want = _ARCH_MACHINE.get(arch)
+    if want is None or str(header[0]) == want:
+        return None
+    return (f"{path} is an {_machine(header[0])} executable; the {arch} columns "
+            f"({', '.join(columns)}) cannot run it: give a build for {arch}, or leave the "
+            "option out to use the bpftrace of that architecture's guest root")
+
+
 def _machine(machine: str | int) -> str:
     names = {"EM_X86_64": "x86-64", "EM_386": "x86", "EM_AARCH64": "arm64", "EM_ARM": "arm",
              "EM_RISCV": "RISC-V", "EM_PPC64": "ppc64", "EM_S390": "s390"}

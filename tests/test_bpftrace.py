@@ -174,3 +174,15 @@ def test_a_header_that_does_not_fit_this_kernel_is_named():
     assert (status, stage) == ("fail", "compile")
     assert detail.startswith("the script's C declarations do not compile in this kernel's "
                              "headers: /lib/modules/7.2.13")
+
+
+def test_a_bpftrace_binary_of_another_architecture_is_refused_for_those_columns(tmp_path: Path):
+    from harness.inputs import executable_refusal
+
+    host = Path("/usr/bin/bpftrace")  # the host's: an x86-64 build (quickstart installs it)
+    assert executable_refusal(host, "amd64", ["6.12"]) is None
+    why = executable_refusal(host, "arm64", ["6.12/arm64", "7.2/arm64"])
+    assert why and "x86-64" in why and "6.12/arm64, 7.2/arm64" in why and "build for arm64" in why
+    wrapper = tmp_path / "bpftrace"
+    wrapper.write_text("#!/bin/sh\nexec /usr/bin/bpftrace \"$@\"\n")
+    assert executable_refusal(wrapper, "arm64", ["6.12/arm64"]) is None  # the guest's shell runs it
