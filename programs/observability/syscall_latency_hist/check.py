@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import struct
-import time
 
 U32, U64 = struct.Struct("<I"), struct.Struct("<Q")
 SLOTS = 64  # HIST_SLOTS in syscall_latency_hist.h
@@ -13,6 +14,25 @@ CALLS = 15
 # so no call may land below floor(log2(request)); under emulation it may overrun, so the
 # upper bound is two buckets (4x) above the request, for the median only.
 BATCHES = [(10_000_000, 25), (1_000_000, 21)]
+CLOCK_MONOTONIC = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _sleep(ns: int) -> None:
+    """One relative clock_nanosleep(2) of `ns`. Not time.sleep: since Python 3.11 it sleeps
+    until an absolute deadline computed before the call, so the system call itself may
+    last less than asked when the process was slow to reach it (seen under TCG: a 10 ms
+    sleep measured in the 2^22 bucket). A relative sleep never ends early."""
+    ts = _Timespec(ns // 1_000_000_000, ns % 1_000_000_000)
+    ret = _libc.clock_nanosleep(CLOCK_MONOTONIC, 0, ctypes.byref(ts), None)
+    if ret:  # returns the error number itself
+        raise AssertionError(f"clock_nanosleep({ns} ns): {errno.errorcode.get(ret, ret)}"
+                             " (a signal cut the sleep short: its entry is not a whole sleep)")
 
 
 def _floor_log2(ns: int) -> int:
@@ -50,7 +70,7 @@ def check(ctx) -> str | None:
         target.update(U32.pack(0), U32.pack(os.getpid()))
         try:
             for _ in range(CALLS):
-                time.sleep(request_ns / 1e9)  # one clock_nanosleep(2) per call
+                _sleep(request_ns)
         finally:
             target.update(U32.pack(0), U32.pack(0))
         counts = _read(hist)
