@@ -53,6 +53,7 @@ PACKAGES = (
     "libbpf-tools",
     "linux-libc-dev",      # linux/bpf.h: the agent's helper probe reads the helper names there
     "python3-pytest",      # the pytest plugin's guest side runs a kernel's tests there
+    "bpftrace",            # .bt scripts (0.17, as on the x86_64 host)
 )
 
 # Bumped when the finishing steps below change what a built root holds: the key changes,

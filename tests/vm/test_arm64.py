@@ -1,7 +1,8 @@
 """An arm64 Debian kernel booted on this host (TCG unless the host is arm64 with KVM), on
 the cached arm64 guest root (harness.vm.guestroot): fetched and verified like every
 kernel, the guest agent running a command and an object compiled for arm64 against that
-kernel's own BTF, through the same session code as the CLI.
+kernel's own BTF, and a bpftrace script run by the root's bpftrace, through the same
+session code as the CLI.
 
 One VM boot, about 15 s of guest time under TCG (an x86_64 6.1 boot here: about 10 s);
 the root is built once per cache (about 2.5 min, mmdebstrap under qemu-user) and reused.
@@ -21,6 +22,8 @@ pytestmark = pytest.mark.vm
 pytest_plugins = ["pytester"]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+SCRIPT = (Path(__file__).resolve().parents[2] / "programs" / "security" / "exec_audit_bt"
+          / "exec_audit_bt.bt")
 CACHE = load_config().cache_dir  # at import, while HOME is still the real one
 
 
@@ -33,6 +36,8 @@ def test_arm64_kernel_runs_a_check_on_its_own_root(tmp_path):
     subjects = subjects_for_paths([obj], [kernel], cfg, arch="arm64")
     subjects.append(subject_for_command(["uname", "-rm"], alive=None, network=False,
                                         timeout=60))
+    # a bpftrace script runs with the root's own bpftrace (an arm64 build), seeing its trigger
+    subjects += subjects_for_paths([str(SCRIPT)], [kernel], cfg, arch="arm64")
     report = execute([kernel], subjects, cfg, progress, workdir=tmp_path)
     [info] = report.kernels
     assert info.boot_seconds, info.notes
@@ -42,6 +47,11 @@ def test_arm64_kernel_runs_a_check_on_its_own_root(tmp_path):
     assert uname.output.split() == [kernel.release, "aarch64"]
     prog = report.cell(f"{obj}:on_getpid", kernel.id)
     assert prog is not None and prog.status == "pass", prog and prog.detail
+    script = report.cell(str(SCRIPT), kernel.id)
+    assert script is not None and (script.status, script.stage) == ("pass", "behavior"), (
+        script and script.detail)
+    assert "exec /bin/true by uid 0" in script.output
+    assert info.features["bpftrace"]["Probe types"]["kprobe"] == "yes"
     print(f"{kernel.release}: boot {info.boot_seconds} s, VM {info.vm_seconds} s ({info.accel})")
 
 
