@@ -130,6 +130,13 @@ def test_a_cell_that_differs_from_its_lines_generic_build_is_named_in_every_repo
     (d,) = differences(rep)
     assert d == ("o/fentry: pass on 6.12, fail on 6.12/arm64 (architecture difference): "
                  "attach fentry/x: Operation not supported (95)")
+    # declared: the reason it was expected goes with it
+    declared = Result("o/fentry", "6.12/arm64", "fail", "attach", "Error attaching probe",
+                      expected="refusal", expected_by="declaration",
+                      expected_reason="needs BPF trampolines on arm64 (>= 6.4)")
+    (e,) = differences(Report(kernels=ks, results=[rs[0], declared]))
+    assert e == ("o/fentry: pass on 6.12, fail on 6.12/arm64 (architecture difference, "
+                 "expected: needs BPF trampolines on arm64 (>= 6.4)): Error attaching probe")
     assert d in render_matrix(rep) and d in render_markdown(rep)
     assert "architecture difference" in render_html(rep)
     from harness.report.junit import render_junit

@@ -199,8 +199,11 @@ def difference_by_cell(report: Report) -> dict[tuple[str, str], str]:
             if r is None or g is None or r.status == g.status:
                 continue
             why = " ".join(r.detail.split())[:240]
+            # a difference the program declares says so, with its reason: what it needs
+            expected = (f", expected: {r.expected_reason}"
+                        if r.expected != "pass" and r.expected_reason else "")
             out[s, k.id] = (f"{s}: {g.status} on {b.id}, {r.status} on {k.id} ({what} "
-                            f"difference){': ' + why if why else ''}")
+                            f"difference{expected}){': ' + why if why else ''}")
     return out
 
 
