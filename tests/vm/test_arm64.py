@@ -64,13 +64,22 @@ def test_runs_in_each_columns_own_kernel(kernel):
     assert os.uname().release == kernel.release
     assert platform.machine() == ("aarch64" if kernel.release.endswith("-arm64") else "x86_64")
     assert kernel.has_prog_type("kprobe")
+
+
+def test_bpftrace_in_each_column(kernel, bpftrace, tmp_path):
+    script = tmp_path / "getppid.bt"
+    script.write_text('tracepoint:syscalls:sys_enter_getppid { printf("getppid by %s\\\\n", comm); }')
+    run = bpftrace.run(script, trigger=["/usr/bin/python3", "-c", "import os; os.getppid()"],
+                       expect="getppid by python3")
+    assert run.ok and run.stage == "behavior", run.detail
 '''
 
 
 def test_the_plugin_runs_a_users_tests_in_x86_64_and_arm64_columns_of_one_session(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """A user's test file in 6.1 and 6.1/arm64 in one pytest session: the arm64 guest runs
-    its own root's python3 and pytest, with the plugin named and the paths mapped."""
+    its own root's python3, pytest and bpftrace, with the plugin named and the paths
+    mapped."""
     # pytester moves HOME; keep the cache where the kernels and the arm64 root already are
     monkeypatch.setenv("XDG_CACHE_HOME", str(CACHE.parent))
     pytester.makepyfile(test_user=USER_TESTS)
@@ -78,4 +87,7 @@ def test_the_plugin_runs_a_users_tests_in_x86_64_and_arm64_columns_of_one_sessio
                                       "no:cacheprovider", timeout=900)
     r.stdout.fnmatch_lines(["*test_runs_in_each_columns_own_kernel?6.1? PASSED*",
                             "*test_runs_in_each_columns_own_kernel?6.1/arm64? PASSED*"])
-    r.assert_outcomes(passed=2)
+    text = r.stdout.str()
+    for k in ("6.1", "6.1/arm64"):  # the bpftrace fixture: the host's, then the root's bpftrace
+        assert f"test_bpftrace_in_each_column[{k}] PASSED" in text, text
+    r.assert_outcomes(passed=4)
