@@ -4,8 +4,8 @@
 
 Default objects: the libbpf-tools skeletons Debian installs in /usr/sbin (whatever of
 them carries an object), else the bundled suite's compiled objects. Prints, per kernel,
-the time to take its BTF out of its image (first time only, then cached) and to parse
-it, then the time to read the objects and to predict every cell. The kernels must be
+the time to take its BTF and kallsyms out of its image (first time only, then cached)
+and to read them, then the time to read the objects and to predict every cell. The kernels must be
 fetched already (ebpf-harness kernels fetch).
 """
 
@@ -59,8 +59,10 @@ def main() -> int:
     for k in kernels:
         t = time.perf_counter()
         facts.append(kernel_facts(k, Cache(cfg.cache_dir)))
-        print(f"kernel {k.id:10} {k.release:28} BTF read and parsed in "
-              f"{time.perf_counter() - t:5.2f} s ({len(facts[-1].btf.types)} types)")
+        syms = facts[-1].symbols
+        print(f"kernel {k.id:10} {k.release:28} BTF and kallsyms read in "
+              f"{time.perf_counter() - t:5.2f} s ({len(facts[-1].btf.types)} types, "
+              f"{len(syms) if syms is not None else 'no'} code symbols)")
     t_facts = time.perf_counter()
     cells = refused = 0
     for m in models:

@@ -73,15 +73,17 @@ def prepare_kernels(ids: str | list[str] | None, config: Config, progress: Progr
 
 
 def _with_btf(prepare: Callable[[], KernelSpec], cache: Cache) -> KernelSpec:
-    """The kernel prepare gives, its BTF taken out of its image now (once per release, in
-    the fetch workers), so that no later run spends the seconds: predictions read it
-    before boots."""
-    from .build.vmlinux import kernel_btf
+    """The kernel prepare gives, its BTF and its symbols taken out of its image now (once
+    per release, in the fetch workers), so that no later run spends the seconds:
+    predictions read them before boots."""
+    from .build.vmlinux import kernel_btf, kernel_symbols
 
     kernel = prepare()
     if isinstance(kernel, KernelSpec):  # (a stand-in for one, in tests of the fetch plumbing)
         with contextlib.suppress(KernelError, OSError):  # no BTF: its cells are not predicted
             kernel_btf(kernel, cache)
+        with contextlib.suppress(KernelError, OSError):  # none: BTF's functions stand in
+            kernel_symbols(kernel, cache)
     return kernel
 
 

@@ -203,3 +203,33 @@ def test_reports_list_the_disagreements_first():
     assert "### Predicted before booting, observed otherwise (1)" in render_markdown(report)
     back = Report.from_dict(report.to_dict())
     assert back.results[1].prediction == {"verdict": "pass", "reason": "why", "agrees": False}
+
+
+def test_kallsyms_decides_what_a_kprobe_reaches_and_gives_trampolines_an_address(built, kernels):
+    """A kprobe's function is looked up in kallsyms, not BTF: one BTF leaves out attaches
+    (5.10/arm64's pahole dropped do_sys_openat2), one inlined away does not, whatever BTF
+    says (6.12's blk_account_io_merge_bio: only its .part.0 clone has an address); a
+    trampoline needs both BTF and an address."""
+    from dataclasses import replace
+
+    model = read_model(built["probes"])
+    new = kernels["new"]
+    assert "inet_bind" in new.caps.functions
+    kprobe_to = {"programs": {"kprobe_missing": {"target": "ebpf_harness_only_in_kallsyms"}}}
+    with_syms = replace(new, symbols=frozenset({"ebpf_harness_only_in_kallsyms",
+                                                "inet_bind.part.0"}))
+    assert predict_object(model, with_syms, kprobe_to)["kprobe_missing"].verdict == "pass"
+    assert predict_object(model, new, kprobe_to)["kprobe_missing"].verdict == "attach"  # BTF
+    inlined = predict_object(model, with_syms,
+                             {"programs": {"kprobe_missing": {"target": "inet_bind"}}})
+    got = inlined["kprobe_missing"]
+    assert got.verdict == "attach" and "only its clone inet_bind.part.0" in got.reason
+    assert "(kallsyms)" in got.reason
+    fentry = predict_object(model, with_syms,
+                            {"programs": {"fentry_missing": {"target": "inet_bind"}}})
+    assert fentry["fentry_missing"].verdict == "attach"
+    assert "in this kernel's BTF but not in its symbols" in fentry["fentry_missing"].reason
+    # with the address there too, the trampoline attaches
+    both = replace(new, symbols=frozenset({"inet_bind"}))
+    assert predict_object(model, both, {"programs": {"fentry_missing": {"target": "inet_bind"}}}
+                          )["fentry_missing"].verdict == "pass"

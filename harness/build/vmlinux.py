@@ -30,6 +30,14 @@ def _btf_section(elf: bytes) -> bytes:
     return bytes(sec.data())
 
 
+def _kernel_image(kernel: KernelSpec) -> bytes:
+    """The kernel itself: an x86 bzImage compresses an ELF vmlinux; an arm64 Image is the
+    kernel as is."""
+    image = kernel.vmlinuz.read_bytes()
+    return decompress_vmlinux(image, zstd_decompress=_zstd) if kernel.arch == "amd64" \
+        else image
+
+
 def kernel_btf(kernel: KernelSpec, cache: Cache) -> Path:
     """CACHE/vmlinux/REL/vmlinux.btf: the kernel's own BTF as a raw blob, taken out of
     its image once per release. Raises KernelError when the image has none."""
@@ -39,12 +47,33 @@ def kernel_btf(kernel: KernelSpec, cache: Cache) -> Path:
     with cache.lock(f"vmlinux-{kernel.release}"):
         if dest.exists():
             return dest
-        image = kernel.vmlinuz.read_bytes()
-        # an x86 bzImage compresses an ELF vmlinux; an arm64 Image is the kernel as is,
-        # its BTF inside
-        btf = _btf_section(decompress_vmlinux(image, zstd_decompress=_zstd)) \
-            if kernel.arch == "amd64" else raw_btf(image)
+        image = _kernel_image(kernel)
+        btf = _btf_section(image) if kernel.arch == "amd64" else raw_btf(image)
         cache.write_atomic(dest, btf)
+    return dest
+
+
+def kernel_symbols(kernel: KernelSpec, cache: Cache) -> Path | None:
+    """CACHE/vmlinux/REL/kallsyms.txt: the names of the kernel's code symbols, read out of
+    its image's kallsyms tables once per release (kernels/kallsyms.py), one a line. None
+    when the image has none this reader can follow (kallsyms.none says why)."""
+    from ..kernels.kallsyms import KallsymsError, text_symbols
+
+    dest = cache.path("vmlinux", kernel.release, "kallsyms.txt")
+    failed = dest.with_suffix(".none")
+    if dest.exists():
+        return dest
+    if failed.exists():
+        return None
+    with cache.lock(f"kallsyms-{kernel.release}"):
+        if dest.exists():
+            return dest
+        try:
+            names = text_symbols(_kernel_image(kernel))
+        except KallsymsError as e:
+            cache.write_atomic(failed, f"{e}\n".encode())
+            return None
+        cache.write_atomic(dest, "".join(f"{n}\n" for n in sorted(names)).encode())
     return dest
 
 

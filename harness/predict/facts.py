@@ -1,5 +1,5 @@
-"""Reading what a prediction needs: a kernel's facts (its BTF, taken out of its image
-once per release and cached; its System.map; its config) and an object as the loader sees
+"""Reading what a prediction needs: a kernel's facts (its BTF and the names of its
+kallsyms, taken out of its image once per release and cached; its config) and an object as the loader sees
 it. Each is read once per process (a kernel's BTF parses in about half a second)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..bpfobj.btfext import core_relocations
 from ..bpfobj.elf import read_object
 from ..bpfobj.insns import load_code
 from ..bpfobj.requirements import _map_types
-from ..build.vmlinux import kernel_btf
+from ..build.vmlinux import kernel_btf, kernel_symbols
 from ..errors import ConfigError, KernelError
 from ..kernels.cache import Cache
 from ..kernels.model import KernelSpec
@@ -38,8 +38,19 @@ def kernel_facts(kernel: KernelSpec, cache: Cache) -> KernelFacts:
         except B.BTFError as e:
             raise KernelError(f"kernel {kernel.id}: its BTF cannot be read ({e}); remove "
                               f"{path} and run again") from e
+    try:
+        found = kernel_symbols(kernel, cache)
+    except (KernelError, OSError):
+        found = None
+    symbols = _symbols(found) if found is not None else None
     return KernelFacts(id=kernel.id, version=kernel.version, arch=kernel.arch, btf=btf,
-                       caps=caps, config=kernel.config(), release=kernel.release)
+                       caps=caps, config=kernel.config(), release=kernel.release,
+                       symbols=symbols)
+
+
+@lru_cache(maxsize=16)
+def _symbols(path: Path) -> frozenset[str]:
+    return frozenset(path.read_text().split())
 
 
 @lru_cache(maxsize=256)

@@ -15,10 +15,12 @@ The loader, modelled:
 - bpf_probe_read_kernel/user[_str] fall back to bpf_probe_read[_str] on a kernel without
   them (libbpf rewrites the call);
 - a weak extern the kernel lacks is 0 (bpf_ksym_exists() is then false);
-- the attach target must exist in the kernel's BTF: a function, a tracepoint (its
-  btf_trace_ typedef), a system call's event (its __x64_sys_/__arm64_sys_ function), an
-  LSM hook (Debian's System.map is a placeholder, and kallsyms is not read, so a kprobe
-  on a function BTF leaves out reads as missing);
+- the attach target must exist: a tracepoint (its btf_trace_ typedef), a system call's
+  event (its __x64_sys_/__arm64_sys_ function), an LSM hook, in the kernel's BTF; a
+  function a kprobe names, in the kernel's own symbol table (kallsyms, read out of its
+  image: kernels/kallsyms.py), since BTF leaves functions out; a function a trampoline
+  (fentry, fexit) names, in BTF and with an address in kallsyms (BTF keeps functions that
+  were inlined everywhere). Where kallsyms cannot be read, BTF's functions stand in;
 - an arm64 kernel without BPF trampolines in its JIT cannot load fentry/fexit/LSM
   programs (the feature table's arm64 versions: BTF does not show the JIT's gaps).
 
@@ -84,6 +86,7 @@ class KernelFacts:
     caps: Capabilities
     config: Mapping[str, str] | None = None
     release: str = ""  # uname -r: what libbpf reads LINUX_KERNEL_VERSION from
+    symbols: frozenset[str] | None = None  # kallsyms' code symbols (None: not read)
 
 
 @dataclass
@@ -121,7 +124,8 @@ def _attach(section: str, program: str, target: str | None, k: KernelFacts,
         return None  # a user-space symbol: not the kernel's to say
     if kind == "function":
         if base in ("kprobe.multi", "kretprobe.multi"):
-            if not any(fnmatch.fnmatchcase(f, name) for f in k.caps.functions):
+            known = k.symbols if k.symbols is not None else k.caps.functions
+            if not any(fnmatch.fnmatchcase(f, name) for f in known):
                 return Predicted("attach", f"no function matches {name} in this kernel")
             return None
         fn = name.split("+")[0]
@@ -137,8 +141,17 @@ def _attach(section: str, program: str, target: str | None, k: KernelFacts,
             return Predicted("unknown", f"kprobe on {fn}, the program's own name and a "
                              "function in none of the kernels: its loader attaches it by hand",
                              setup=True)
+        if base.startswith(("kprobe", "kretprobe")) and k.symbols is not None:
+            # the kernel looks a kprobe's function up in kallsyms: BTF is beside the point
+            if fn not in k.symbols:
+                return Predicted("attach", f"no function {fn} in this kernel's symbols "
+                                 f"(kallsyms){_inlined(fn, k)}")
+            return None
         if fn not in k.caps.functions:
             return Predicted("attach", f"no function {fn} in this kernel's BTF")
+        if k.symbols is not None and fn not in k.symbols:
+            return Predicted("attach", f"function {fn} is in this kernel's BTF but not in its "
+                             f"symbols (kallsyms){_inlined(fn, k)}: no address to attach to")
         return None
     event = name.rsplit("/", 1)[-1]
     if name.startswith("syscalls/sys_"):  # a system call's event, not a tracepoint of its own
@@ -150,6 +163,15 @@ def _attach(section: str, program: str, target: str | None, k: KernelFacts,
     if event not in k.caps.tracepoints:
         return Predicted("attach", f"no tracepoint {name} in this kernel")
     return None
+
+
+def _inlined(fn: str, k: KernelFacts) -> str:
+    """What the compiler left of a function kallsyms lacks: its clones (fn.isra.0,
+    fn.part.0, fn.constprop.0), which no name lookup reaches."""
+    clones = sorted(s for s in (k.symbols or ()) if s.startswith(fn + "."))
+    if not clones:
+        return "; inlined or removed" if fn in k.caps.functions else ""
+    return f"; only its clone{'s' if len(clones) > 1 else ''} {', '.join(clones[:3])}"
 
 
 def _has_syscall(call: str, k: KernelFacts) -> bool:

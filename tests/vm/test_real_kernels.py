@@ -39,6 +39,9 @@ TOOLS = sorted(p.name.removesuffix(".setup.toml") for p in (CORPUS / "setup").it
 KERNELS = os.environ.get("EBPF_HARNESS_TEST_KERNELS", "5.10,7.3")
 PROBES = DATA / "predict"  # one program per fact the prediction models (tests/test_predict.py)
 PROBE_FILES = ("probes.bpf.c", "unused_map.bpf.c", "kfunc.bpf.c")
+# the kernel's own code symbols (modules' lines end in ']'), sorted as Python sorts them
+KALLSYMS = ("grep -v ']$' /proc/kallsyms | awk '$2 ~ /^[tTwW]$/ {print $3}' "
+            "| LC_ALL=C sort -u | md5sum")
 SCRIPTS = DATA / "bpftrace"  # bpftrace scripts: one per stage a script can fail at, one passing
 SCRIPT_FILES = ("syntax.bt", "missing_probe.bt", "kfunc_later.bt")
 SUITE = ",".join([
@@ -80,6 +83,8 @@ def run(tmp_path_factory):
     for d in ("hidden", "visible"):
         subjects.append(subject_for_command(["cat", str(secrets / d / "secret")], alive=None,
                                             network=False, timeout=60))
+    subjects.append(subject_for_command(["sh", "-c", KALLSYMS], alive=None, network=False,
+                                        timeout=120))
     crash = ["sh", "-c", f'[ "$(uname -r)" = "{oldest.release}" ] && echo c > /proc/sysrq-trigger; true']
     subjects.append(subject_for_command(crash, alive=None, network=False, timeout=60))
     report = execute(kernels, subjects, cfg, progress,
@@ -260,6 +265,26 @@ def test_predictions_from_each_kernels_btf_hold_in_that_kernel(run):
     assert "inet_sock.freebind" in core.prediction["reason"]
     guarded = report.cell(f"{PROBES / 'probes.bpf.c'}:core_guarded", newest.id)
     assert guarded.status == "pass" and guarded.prediction["verdict"] == "pass"
+
+
+def test_symbols_read_out_of_each_image_are_the_running_kernels(run):
+    """kallsyms read on the host from the kernel's image (the prediction's list of what a
+    kprobe can reach) is exactly the kernel's /proc/kallsyms of code symbols."""
+    import hashlib
+
+    from harness.build.vmlinux import kernel_symbols
+    from harness.kernels.cache import Cache
+
+    report, kernels, _, _ = run
+    for k in kernels:
+        path = kernel_symbols(k, Cache(load_config().cache_dir))
+        assert path is not None, k.id
+        names = sorted(path.read_text().split())
+        assert len(names) > 40000, (k.id, len(names))
+        cell = report.cell(f"sh -c {KALLSYMS}", k.id)
+        assert cell is not None and cell.status == "pass", cell and cell.detail
+        mine = hashlib.md5("".join(f"{n}\n" for n in names).encode()).hexdigest()
+        assert cell.output.split()[0] == mine, (k.id, len(names))
 
 
 def test_requirements_and_predict_without_booting(tmp_path):
