@@ -186,6 +186,61 @@ def script_uses(text: str) -> tuple[list[str], list[str]]:
     return probes, builtins
 
 
+def _section(spec: str) -> str | None:
+    """The libbpf section that hooks the same kernel place as one bpftrace attach point,
+    or None when the kernel's facts cannot tell (uprobes, usdt, timers, perf events, a
+    module's kfunc, globbed tracepoints and kfuncs, BEGIN/END)."""
+    kind, _, rest = spec.partition(":")
+    kind = ALIASES.get(kind, kind)
+    if not rest or any(c in rest for c in " ()\"'=;"):
+        return None
+    if kind in ("kprobe", "kretprobe") and ":" not in rest:
+        return (f"{kind}.multi/{rest}" if any(c in rest for c in "*?[")
+                else f"{kind}/{rest.split('+')[0]}")
+    if kind in ("kfunc", "kretfunc") and "*" not in rest:
+        module, _, fn = rest.rpartition(":")
+        return f"{'fentry' if kind == 'kfunc' else 'fexit'}/{fn}" \
+            if module in ("", "vmlinux") else None
+    if kind == "tracepoint" and rest.count(":") == 1 and "*" not in rest:
+        return "tp/" + rest.replace(":", "/")
+    if kind == "rawtracepoint" and ":" not in rest and "*" not in rest:
+        return f"raw_tp/{rest}"
+    return None
+
+
+def probe_blocks(text: str) -> list[list[tuple[str, str | None]]]:
+    """Each probe block's attach points: [(as written, libbpf section or None)]. bpftrace
+    skips an attach point of a list that it cannot attach and fails only when none of
+    the block's attaches, so a block, not an attach point, is what a kernel can lack."""
+    code = _COMMENTS.sub(" ", text)
+    code = "\n".join(x for x in code.splitlines() if not x.lstrip().startswith("#"))
+    blocks: list[list[tuple[str, str | None]]] = []
+    head: list[str] = []
+    depth = 0
+    for c in code:
+        if c == "{":
+            if depth == 0:
+                specs = []
+                for tok in re.split(r"[\s,]+", "".join(head)):
+                    if tok.startswith("/"):  # the predicate (a uprobe's path is inside one)
+                        break
+                    if ":" in tok:
+                        specs.append(tok)
+                if specs:
+                    blocks.append([(x, _section(x)) for x in specs])
+                head = []
+            depth += 1
+        elif c == "}":
+            depth = max(0, depth - 1)
+            if depth == 0:
+                head = []
+        elif depth == 0 and c == ";":  # a top-level statement (a struct, a config)
+            head = []
+        elif depth == 0:
+            head.append(c)
+    return blocks
+
+
 def _uses(code: str, builtin: str) -> bool:
     if builtin == "@":
         return "@" in code

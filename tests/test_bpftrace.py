@@ -186,3 +186,38 @@ def test_a_bpftrace_binary_of_another_architecture_is_refused_for_those_columns(
     wrapper = tmp_path / "bpftrace"
     wrapper.write_text("#!/bin/sh\nexec /usr/bin/bpftrace \"$@\"\n")
     assert executable_refusal(wrapper, "arm64", ["6.12/arm64"]) is None  # the guest's shell runs it
+
+
+def test_probe_blocks_are_read_with_the_libbpf_section_of_each_attach_point():
+    from harness.bpftrace import probe_blocks
+
+    text = """#include <linux/fs.h>
+struct s { int a; };
+// kprobe:in_a_comment { }
+BEGIN { printf("start"); }
+kprobe:blk_account_io_start,
+kprobe:__blk_account_io_start
+/comm == "dd"/
+{ @s[tid] = nsecs; if (1) { @x = 1; } }
+kretprobe:vfs_read { }
+kprobe:vfs_* { }
+kfunc:vmlinux:vfs_open, fentry:tcp_connect { }
+kfunc:some_module:fn { }
+tracepoint:sched:sched_switch, t:syscalls:sys_enter_exec* { }
+rawtracepoint:sched_wakeup { }
+uprobe:/bin/bash:readline { }
+interval:s:1 { exit(); }
+"""
+    assert probe_blocks(text) == [
+        [("kprobe:blk_account_io_start", "kprobe/blk_account_io_start"),
+         ("kprobe:__blk_account_io_start", "kprobe/__blk_account_io_start")],
+        [("kretprobe:vfs_read", "kretprobe/vfs_read")],
+        [("kprobe:vfs_*", "kprobe.multi/vfs_*")],
+        [("kfunc:vmlinux:vfs_open", "fentry/vfs_open"), ("fentry:tcp_connect", "fentry/tcp_connect")],
+        [("kfunc:some_module:fn", None)],
+        [("tracepoint:sched:sched_switch", "tp/sched/sched_switch"),
+         ("t:syscalls:sys_enter_exec*", None)],
+        [("rawtracepoint:sched_wakeup", "raw_tp/sched_wakeup")],
+        [("uprobe:/bin/bash:readline", None)],
+        [("interval:s:1", None)],
+    ]

@@ -233,3 +233,27 @@ def test_kallsyms_decides_what_a_kprobe_reaches_and_gives_trampolines_an_address
     both = replace(new, symbols=frozenset({"inet_bind"}))
     assert predict_object(model, both, {"programs": {"fentry_missing": {"target": "inet_bind"}}}
                           )["fentry_missing"].verdict == "pass"
+
+
+def test_a_bpftrace_script_is_refused_for_a_lone_probe_the_kernel_lacks(kernels):
+    """bpftrace 0.17 skips the attach points of a list it cannot attach, even all of
+    them, and fails on a lone one: only a lone missing place predicts a refusal."""
+    from dataclasses import replace
+
+    from harness.bpftrace import probe_blocks
+    from harness.predict.model import predict_script
+
+    k = replace(kernels["new"], symbols=frozenset({"inet_bind", "tcp_connect"}))
+    lone = probe_blocks("kprobe:ebpf_harness_gone { }\nkprobe:tcp_connect { }")
+    got = predict_script(lone, k)
+    assert got.verdict == "attach" and got.reason.startswith("kprobe:ebpf_harness_gone: no "
+                                                             "function ebpf_harness_gone")
+    listed = probe_blocks("kprobe:ebpf_harness_gone, kprobe:ebpf_harness_gone_too { }")
+    assert predict_script(listed, k).verdict == "unknown"
+    fine = probe_blocks("kprobe:tcp_connect { }\nuprobe:/bin/sh:main { }")
+    assert predict_script(fine, k).verdict == "unknown"  # never 'pass': fields are not read
+    tp = probe_blocks("tracepoint:sched:ebpf_harness_no_such_event { }")
+    assert predict_script(tp, k).verdict == "attach"
+    arm = replace(k, arch="arm64", version=KernelVersion.parse("6.1"))
+    got = predict_script(probe_blocks("kfunc:inet_bind { }"), arm)
+    assert got.verdict == "attach" and "6.4 on arm64" in got.reason

@@ -4,8 +4,9 @@ BTF, with the loader modelled (model.py), and held against what then happened.
 ``forecast`` gives, per kernel, the predicted verdict of each cell a run will have: a
 checked object's program rows and its object row (the object row decided by the same
 rule as the observed one, bpfobj/verdict.object_row, from the predicted program rows), a
-bundled program's cell (its object's programs combined). Subjects that are not BPF
-objects (BCC tools, commands, tests) get none.
+bundled program's cell (its object's programs combined), a bpftrace script's cell (an
+attach refusal when a probe's kernel place is missing, else unknown). BCC tools,
+commands and tests get none.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..errors import HarnessError
 from ..kernels.cache import Cache
 from ..kernels.model import KernelSpec
 from ..results import Result
-from .model import KernelFacts, Predicted, agrees, combine, predict_object
+from .model import KernelFacts, Predicted, agrees, combine, predict_object, predict_script
 
 __all__ = ["Forecast", "Predicted", "agrees", "forecast", "object_prediction"]
 
@@ -66,6 +67,15 @@ def _object_path(task: Mapping[str, Any]) -> str:
         if task.get("kind") in ("object", "program") else ""
 
 
+def _script(task: Mapping[str, Any]) -> list[list[tuple[str, str | None]]] | None:
+    from ..bpftrace import probe_blocks
+
+    try:
+        return probe_blocks(Path(str(task.get("script", ""))).read_text())
+    except (OSError, UnicodeDecodeError):
+        return None  # the check itself says why it cannot be read
+
+
 def forecast(kernels: Iterable[KernelSpec], subjects_of: Mapping[str, list[Any]],
              cache: Cache) -> Forecast:
     """Predictions for every cell of these kernels (subjects_of: kernel id -> its
@@ -83,6 +93,11 @@ def forecast(kernels: Iterable[KernelSpec], subjects_of: Mapping[str, list[Any]]
     for k, facts in known:
         cells: dict[str, Predicted] = {}
         for s in subjects_of.get(k.id, []):
+            if s.task.get("kind") == "bpftrace":
+                script = _script(s.task)
+                if script is not None:
+                    cells[s.id] = predict_script(script, facts)
+                continue
             path = _object_path(s.task)
             if not path or s.compile_error is not None:
                 continue

@@ -282,6 +282,30 @@ def _program(name: str, section: str, u: Any, resolutions: dict[tuple[str, int],
     return Predicted("pass")
 
 
+def predict_script(blocks: list[list[tuple[str, str | None]]], k: KernelFacts) -> Predicted:
+    """A bpftrace script's cell: 'attach' when a probe block with a single attach point
+    names a kernel place this kernel lacks (blocks: bpftrace.probe_blocks), by the same
+    rules as an object's. bpftrace 0.17 skips the attach points of a list it cannot
+    attach, even all of them (seen: xfsdist runs with xfs not loaded, biolatency on 6.1
+    without blk_account_io_start), and fails on a lone one (mdflush, swapin). Else
+    'unknown': what else a script needs (struct fields of its C declarations, headers,
+    the verifier) is not read from it."""
+    for block in blocks:
+        if len(block) != 1:
+            continue
+        written, section = block[0]
+        if section is None:
+            continue
+        missing = None
+        if section.startswith(("fentry/", "fexit/")) and k.arch == "arm64":
+            missing = _table_need("attach_type", "trace_fentry", k)
+        missing = missing or _attach(section, "", None, k)
+        if missing is not None and missing.verdict != "unknown":
+            return Predicted("attach", f"{written}: {missing.reason}")
+    return Predicted("unknown", "its lone probes' places are in this kernel; a bpftrace "
+                     "script's fields, headers and verifier verdict are not predicted")
+
+
 def kconfig_values(names: set[str], k: KernelFacts) -> dict[str, int | None]:
     """What libbpf gives each __kconfig extern on this kernel: LINUX_KERNEL_VERSION from
     the release string (libbpf parses 'uname -r': Debian's 5.10.0-32-amd64 is 5.10.0), a
