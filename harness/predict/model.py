@@ -302,7 +302,7 @@ def predict_script(blocks: list[list[tuple[str, str | None]]], k: KernelFacts) -
         missing = missing or _attach(section, "", None, k)
         if missing is not None and missing.verdict != "unknown":
             return Predicted("attach", f"{written}: {missing.reason}")
-    return Predicted("unknown", "its lone probes' places are in this kernel; a bpftrace "
+    return Predicted("unknown", "no probe of it is known to fail here; a bpftrace "
                      "script's fields, headers and verifier verdict are not predicted")
 
 
