@@ -324,6 +324,9 @@ def test_bpftrace_scripts_get_staged_verdicts(run):
         missing = report.cell(str(SCRIPTS / "missing_probe.bt"), k.id)
         assert (missing.status, missing.stage) == ("fail", "attach"), missing.detail
         assert "ebpf_harness_no_such_function" in missing.detail
+        # predicted from the kernel's symbols before booting, and borne out
+        assert missing.prediction is not None and missing.prediction["verdict"] == "attach"
+        assert missing.prediction["agrees"] is True, missing.prediction
         later = report.cell(str(SCRIPTS / "kfunc_later.bt"), k.id)
         info = report.kernel(k.id)
         assert info is not None
