@@ -109,20 +109,22 @@ def _names(img: bytes, markers_at: int, markers: list[int]) -> tuple[int, int] |
     """(offset, count) of kallsyms_names ending just before markers_at: the count is
     stored right before the names, and the entries must land on every marker."""
     m = len(markers)
-    lo = max(0, markers_at - 256 * m * 64)
+    # the names are the last marker's offset plus at most 256 entries of at most 257 bytes
+    # long, then up to 16 bytes of alignment: their start, and the count just before it,
+    # lie in a window that size
+    hi = markers_at - markers[-1]
+    lo = max(0, hi - 256 * 257 - 16 - 8)
     for width in (4, 8):
         for count in range(256 * (m - 1) + 1, 256 * m + 1):
             pat = count.to_bytes(width, "little")
-            pos = img.rfind(pat, lo, markers_at)
+            pos = img.rfind(pat, lo, hi)
             while pos != -1:
                 start = pos + width
                 ends = _entry_ends(img, start, count)
                 if ends is not None and ends[:-1] == markers \
                         and 0 <= markers_at - (start + ends[-1]) < 16:
                     return start, count
-                pos = img.rfind(pat, lo, pos)
-                if markers_at - pos > 256 * m * 64:
-                    break
+                pos = img.rfind(pat, lo, pos + width - 1)
     return None
 
 
