@@ -173,25 +173,28 @@ _COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 def script_uses(text: str) -> tuple[list[str], list[str]]:
     """(probe types, builtins) a script uses, read from its text; aliases resolved."""
-    code = _COMMENTS.sub(" ", text)
     probes: list[str] = []
-    for line in code.splitlines():
-        head = line.split("{", 1)[0].split("/", 1)[0].strip()
-        for spec in (s.strip() for s in head.split(",")):
-            kind = spec.split(":", 1)[0] if ":" in spec else spec
-            kind = ALIASES.get(kind, kind)
+    for block in probe_blocks(text):
+        for spec, _ in block:
+            kind = _kind(spec)
             if kind in PROBES and kind not in probes:
                 probes.append(kind)
+    code = _COMMENTS.sub(" ", text)
     builtins = [b for b in BUILTINS if _uses(code, b)]
     return probes, builtins
+
+
+def _kind(spec: str) -> str:
+    """An attach point's probe type, aliases resolved: 'k:vfs_read' -> 'kprobe'."""
+    kind = spec.partition(":")[0]
+    return ALIASES.get(kind, kind)
 
 
 def _section(spec: str) -> str | None:
     """The libbpf section that hooks the same kernel place as one bpftrace attach point,
     or None when the kernel's facts cannot tell (uprobes, usdt, timers, perf events, a
     module's kfunc, globbed tracepoints and kfuncs, BEGIN/END)."""
-    kind, _, rest = spec.partition(":")
-    kind = ALIASES.get(kind, kind)
+    kind, rest = _kind(spec), spec.partition(":")[2]
     if not rest or any(c in rest for c in " ()\"'=;"):
         return None
     if kind in ("kprobe", "kretprobe") and ":" not in rest:
@@ -209,9 +212,10 @@ def _section(spec: str) -> str | None:
 
 
 def probe_blocks(text: str) -> list[list[tuple[str, str | None]]]:
-    """Each probe block's attach points: [(as written, libbpf section or None)]. bpftrace
-    skips an attach point of a list that it cannot attach and fails only when none of
-    the block's attaches, so a block, not an attach point, is what a kernel can lack."""
+    """Each probe block's attach points: [(as written, libbpf section or None)], BEGIN and
+    END included; a probe's predicate and action, comments, preprocessor lines and
+    top-level declarations left out. The one reader of a script's probes: its probe
+    types (script_uses) and the kernel places a prediction holds against a kernel."""
     code = _COMMENTS.sub(" ", text)
     code = "\n".join(x for x in code.splitlines() if not x.lstrip().startswith("#"))
     blocks: list[list[tuple[str, str | None]]] = []
@@ -224,7 +228,7 @@ def probe_blocks(text: str) -> list[list[tuple[str, str | None]]]:
                 for tok in re.split(r"[\s,]+", "".join(head)):
                     if tok.startswith("/"):  # the predicate (a uprobe's path is inside one)
                         break
-                    if ":" in tok:
+                    if ":" in tok or tok in PROBES:  # not a struct's name
                         specs.append(tok)
                 if specs:
                     blocks.append([(x, _section(x)) for x in specs])

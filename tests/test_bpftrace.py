@@ -209,6 +209,7 @@ uprobe:/bin/bash:readline { }
 interval:s:1 { exit(); }
 """
     assert probe_blocks(text) == [
+        [("BEGIN", None)],
         [("kprobe:blk_account_io_start", "kprobe/blk_account_io_start"),
          ("kprobe:__blk_account_io_start", "kprobe/__blk_account_io_start")],
         [("kretprobe:vfs_read", "kretprobe/vfs_read")],
