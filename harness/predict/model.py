@@ -181,6 +181,14 @@ def _has_syscall(call: str, k: KernelFacts) -> bool:
     return any(f + call in k.caps.functions for f in forms)
 
 
+def _jit_lacks(atype: str | None, k: KernelFacts) -> Predicted | None:
+    """A trampoline attach type on an arm64 kernel older than its JIT's trampolines (the
+    feature table's arm64 version: BTF does not show the JIT's gaps)."""
+    if atype in _TRAMPOLINE and k.arch == "arm64":
+        return _table_need("attach_type", atype, k)
+    return None
+
+
 def _table_need(kind: str, name: str, k: KernelFacts) -> Predicted | None:
     """A fact BTF does not show, from the feature table: 'reject' when this kernel's line
     is older than what the table gives on its architecture."""
@@ -239,10 +247,9 @@ def _program(name: str, section: str, u: Any, resolutions: dict[tuple[str, int],
         return Predicted("reject", f"needs program type {ptype} (not in this kernel)")
     if atype and atype not in k.caps.attach_types:
         return Predicted("reject", f"needs attach type {atype} (not in this kernel)")
-    if atype in _TRAMPOLINE and k.arch == "arm64":
-        late = _table_need("attach_type", atype, k)
-        if late is not None:
-            return late
+    late = _jit_lacks(atype, k)
+    if late is not None:
+        return late
     if atype in ("trace_kprobe_multi", "trace_kprobe_session") and k.config is not None \
             and k.config.get("CONFIG_FPROBE") != "y":
         return Predicted("attach", f"{atype} needs CONFIG_FPROBE, not set in this kernel")
@@ -296,10 +303,8 @@ def predict_script(blocks: list[list[tuple[str, str | None]]], k: KernelFacts) -
         written, section = block[0]
         if section is None:
             continue
-        missing = None
-        if section.startswith(("fentry/", "fexit/")) and k.arch == "arm64":
-            missing = _table_need("attach_type", "trace_fentry", k)
-        missing = missing or _attach(section, "", None, k)
+        types = program_types(section)
+        missing = (_jit_lacks(types[1], k) if types else None) or _attach(section, "", None, k)
         if missing is not None and missing.verdict != "unknown":
             return Predicted("attach", f"{written}: {missing.reason}")
     return Predicted("unknown", "no probe of it is known to fail here; a bpftrace "
