@@ -17,7 +17,7 @@ from .bpfobj.elf import ObjectInfo
 from .build.compile import HOST_ARCH, compile_bpf
 from .build.vmlinux import vmlinux_header
 from .config import Config
-from .errors import CompileError, ConfigError, KernelError
+from .errors import CompileError, ConfigError
 from .events import FetchListener, KernelFetchFailed, KernelReady, KernelResolving
 from .kernels.cache import Cache
 from .kernels.catalog import KernelRequest, load_catalog, parse_kernel_ids
@@ -76,14 +76,11 @@ def _with_btf(prepare: Callable[[], KernelSpec], cache: Cache) -> KernelSpec:
     """The kernel prepare gives, its BTF and its symbols taken out of its image now (once
     per release, in the fetch workers), so that no later run spends the seconds:
     predictions read them before boots."""
-    from .build.vmlinux import kernel_btf, kernel_symbols
+    from .build.vmlinux import take_out
 
     kernel = prepare()
     if isinstance(kernel, KernelSpec):  # (a stand-in for one, in tests of the fetch plumbing)
-        with contextlib.suppress(KernelError, OSError):  # no BTF: its cells are not predicted
-            kernel_btf(kernel, cache)
-        with contextlib.suppress(KernelError, OSError):  # none: BTF's functions stand in
-            kernel_symbols(kernel, cache)
+        take_out(kernel, cache)
     return kernel
 
 

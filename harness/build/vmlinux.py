@@ -1,8 +1,12 @@
-"""vmlinux.h for CO-RE programs, generated from the BTF inside a fetched kernel image."""
+"""A kernel's BTF and kallsyms taken out of its image, and vmlinux.h for CO-RE programs
+generated from that BTF."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import tools
@@ -38,7 +42,21 @@ def _kernel_image(kernel: KernelSpec) -> bytes:
         else image
 
 
-def kernel_btf(kernel: KernelSpec, cache: Cache) -> Path:
+Image = Callable[[], bytes]  # the kernel itself, read when first needed (_kernel_image)
+
+
+def take_out(kernel: KernelSpec, cache: Cache) -> None:
+    """The kernel's BTF and kallsyms taken out of its image once per release (when it is
+    prepared), the image decompressed at most once for both. What an image lacks is left
+    out: its cells are then predicted without it."""
+    image = functools.cache(functools.partial(_kernel_image, kernel))
+    with contextlib.suppress(KernelError, OSError):
+        kernel_btf(kernel, cache, image)
+    with contextlib.suppress(KernelError, OSError):
+        kernel_symbols(kernel, cache, image)
+
+
+def kernel_btf(kernel: KernelSpec, cache: Cache, image: Image | None = None) -> Path:
     """CACHE/vmlinux/REL/vmlinux.btf: the kernel's own BTF as a raw blob, taken out of
     its image once per release. Raises KernelError when the image has none."""
     dest = cache.path("vmlinux", kernel.release, "vmlinux.btf")
@@ -47,13 +65,13 @@ def kernel_btf(kernel: KernelSpec, cache: Cache) -> Path:
     with cache.lock(f"vmlinux-{kernel.release}"):
         if dest.exists():
             return dest
-        image = _kernel_image(kernel)
-        btf = _btf_section(image) if kernel.arch == "amd64" else raw_btf(image)
+        blob = (image or functools.partial(_kernel_image, kernel))()
+        btf = _btf_section(blob) if kernel.arch == "amd64" else raw_btf(blob)
         cache.write_atomic(dest, btf)
     return dest
 
 
-def kernel_symbols(kernel: KernelSpec, cache: Cache) -> Path | None:
+def kernel_symbols(kernel: KernelSpec, cache: Cache, image: Image | None = None) -> Path | None:
     """CACHE/vmlinux/REL/kallsyms.txt: the names of the kernel's code symbols, read out of
     its image's kallsyms tables once per release (kernels/kallsyms.py), one a line. None
     when the image has none this reader can follow (kallsyms.none says why)."""
@@ -69,7 +87,7 @@ def kernel_symbols(kernel: KernelSpec, cache: Cache) -> Path | None:
         if dest.exists():
             return dest
         try:
-            names = text_symbols(_kernel_image(kernel))
+            names = text_symbols((image or functools.partial(_kernel_image, kernel))())
         except KallsymsError as e:
             cache.write_atomic(failed, f"{e}\n".encode())
             return None
