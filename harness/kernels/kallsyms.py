@@ -84,6 +84,13 @@ def _runs(img: bytes, lo: int, hi: int, width: int) -> list[tuple[int, list[int]
     return out
 
 
+def _entry(img: bytes, p: int) -> tuple[int, int]:
+    """(length, offset of its first token) of the names entry at p: one length byte, or
+    two when the first has its high bit set (6.1 and later)."""
+    b = img[p]
+    return ((b & 0x7F) | (img[p + 1] << 7), p + 2) if b & 0x80 else (b, p + 1)
+
+
 def _entry_ends(img: bytes, start: int, count: int) -> list[int] | None:
     """Offsets (from start) after every 256th of `count` names entries, and after the
     last; None when an entry is malformed."""
@@ -91,13 +98,9 @@ def _entry_ends(img: bytes, start: int, count: int) -> list[int] | None:
     for i in range(count):
         if i % 256 == 0:
             marks.append(p - start)
-        if p >= len(img):
+        if p + 1 >= len(img):
             return None
-        b = img[p]
-        if b & 0x80:
-            length, p = (b & 0x7F) | (img[p + 1] << 7), p + 2
-        else:
-            length, p = b, p + 1
+        length, p = _entry(img, p)
         if length == 0:
             return None
         p += length
@@ -148,11 +151,7 @@ def read_symbols(img: bytes) -> list[tuple[str, str]]:
             start, count = found
             out, p = [], start
             for _ in range(count):
-                b = img[p]
-                if b & 0x80:
-                    length, p = (b & 0x7F) | (img[p + 1] << 7), p + 2
-                else:
-                    length, p = b, p + 1
+                length, p = _entry(img, p)
                 text = b"".join(tokens[t] for t in img[p:p + length]).decode("latin-1")
                 out.append((text[:1], text[1:]))
                 p += length

@@ -1,6 +1,7 @@
 """Reading what a prediction needs: a kernel's facts (its BTF and the names of its
-kallsyms, taken out of its image once per release and cached; its config) and an object as the loader sees
-it. Each is read once per process (a kernel's BTF parses in about half a second)."""
+kallsyms, taken out of its image once per release and cached; its config) and an object
+as the loader sees it. Each is read once per process (a kernel's BTF parses in about half
+a second)."""
 
 from __future__ import annotations
 
